@@ -1,0 +1,226 @@
+//! Bad input is absorbed: nothing panics, nothing escapes a domain, and no raw
+//! user id, credential, path or query reaches an attribute value.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use outcometer::attr::delivery_result::DELIVERY_RESULT_CARDINALITY;
+use outcometer::attr::endpoint::{host_of, EndpointAdmission};
+use outcometer::attr::status::REGISTERED_STATUS_CODES;
+use outcometer::attr::ClosedSet;
+use outcometer::testing::{InMemoryBackend, Point};
+use outcometer::{
+    AgeBucket, DeliveryRecorder, DeliveryResult, EndpointPolicy, ErrorKind, EventMetrics, IdempotencyMetrics,
+    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher,
+};
+use proptest::prelude::*;
+
+fn any_error_kind() -> impl Strategy<Value = ErrorKind> {
+    prop::sample::select(ErrorKind::ALL)
+}
+
+fn any_outcome() -> impl Strategy<Value = IdempotencyOutcome> {
+    prop::sample::select(IdempotencyOutcome::ALL)
+}
+
+fn any_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::MAX),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+        (0u64..200_000).prop_map(Duration::from_secs),
+    ]
+}
+
+/// A URL whose secret parts carry markers (`zz…`) that a host can never contain.
+fn marked_url() -> impl Strategy<Value = (String, Vec<String>)> {
+    let host = "[a-m]{1,8}(\\.[a-m]{2,6}){0,2}";
+    let marker = "zz[n-z0-9]{8}";
+    (
+        prop::sample::select(vec!["https://", "http://", "//", "", "HTTPS://", "ftp://"]),
+        prop::option::of((marker, marker)),
+        host,
+        prop::option::of(0u32..100_000),
+        marker,
+        marker,
+        marker,
+        prop::sample::select(vec!["", "é", "%2F", "..", " "]),
+    )
+        .prop_map(|(scheme, userinfo, host, port, path, query, fragment, junk)| {
+            let mut url = scheme.to_owned();
+            let mut secrets = vec![path.clone(), query.clone(), fragment.clone()];
+            if let Some((user, password)) = userinfo {
+                url.push_str(&format!("{user}:{password}@"));
+                secrets.push(user);
+                secrets.push(password);
+            }
+            url.push_str(&host);
+            if let Some(port) = port {
+                url.push_str(&format!(":{port}"));
+            }
+            url.push_str(&format!("/{path}{junk}?token={query}#{fragment}"));
+            (url, secrets)
+        })
+}
+
+fn all_values(points: &[Point]) -> impl Iterator<Item = &str> {
+    points.iter().flat_map(|p| p.attributes.iter().map(|(_, v)| v.as_str()))
+}
+
+fn series_per_instrument(points: &[Point]) -> HashMap<&str, usize> {
+    let mut counts = HashMap::new();
+    for p in points {
+        *counts.entry(p.name.as_str()).or_insert(0) += 1;
+    }
+    counts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_string_resolves_inside_the_endpoint_domain(input in any::<String>(), k in 1usize..8) {
+        let admission = EndpointAdmission::new(&EndpointPolicy::FirstK(k)).unwrap();
+        let index = admission.resolve(&input);
+        prop_assert!(index <= k);
+        if let Some(host) = admission.host(index) {
+            prop_assert!(host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b)));
+            prop_assert!(!host.is_empty() && host.len() <= 253);
+        }
+        if let Some(host) = host_of(&input) {
+            prop_assert!(!host.contains(['/', '?', '#', '@']));
+        }
+    }
+
+    #[test]
+    fn credentials_paths_and_queries_never_reach_attributes(urls in prop::collection::vec(marked_url(), 1..20)) {
+        let backend = InMemoryBackend::new();
+        let m = DeliveryRecorder::builder().endpoints(EndpointPolicy::FirstK(4)).build(&backend).unwrap();
+        for (url, _) in &urls {
+            m.record_delivery_success(url, Duration::from_millis(5));
+            m.record_delivery_failure(url, 500, Duration::from_millis(5));
+            m.record_retry(url);
+            m.record_dead_letter(url);
+        }
+        let points = backend.points();
+        for (_, secrets) in &urls {
+            for value in all_values(&points) {
+                for secret in secrets {
+                    prop_assert!(!value.to_ascii_lowercase().contains(secret.as_str()), "{value} leaks {secret}");
+                }
+            }
+        }
+        prop_assert!(series_per_instrument(&points).values().all(|n| *n <= DELIVERY_RESULT_CARDINALITY * 5));
+    }
+
+    #[test]
+    fn any_status_code_stays_in_the_registered_domain(code in any::<u16>(), kind in any_error_kind()) {
+        let failure = DeliveryResult::Failure(code);
+        prop_assert!(failure.index() < DELIVERY_RESULT_CARDINALITY);
+        prop_assert!(DeliveryResult::Error(kind).index() < DELIVERY_RESULT_CARDINALITY);
+        let backend = InMemoryBackend::new();
+        let m = DeliveryRecorder::builder().build(&backend).unwrap();
+        m.record_delivery_failure("https://a.example", code, Duration::from_millis(1));
+        let points = backend.points();
+        let attempt = points.iter().find(|p| p.name == "delivery.attempts").unwrap();
+        let status = attempt.attributes.iter().find(|(k, _)| k == "http.response.status_code");
+        let error_type = &attempt.attributes.iter().find(|(k, _)| k == "error.type").unwrap().1;
+        let registered = REGISTERED_STATUS_CODES.iter().any(|(c, _)| *c == code);
+        match status {
+            Some((_, v)) => {
+                prop_assert!(registered);
+                prop_assert_eq!(v, &code.to_string());
+                prop_assert_eq!(error_type, v);
+            }
+            None => {
+                prop_assert!(!registered);
+                prop_assert_eq!(error_type.as_str(), "_OTHER");
+            }
+        }
+    }
+
+    #[test]
+    fn user_ids_never_reach_attributes_and_scopes_stay_bounded(
+        ids in prop::collection::vec("[A-Za-z0-9@._+-]{0,40}", 1..50),
+        prefix_len in 1u8..=2,
+        keyed in any::<bool>(),
+        outcome in any_outcome(),
+        age in any_duration(),
+    ) {
+        let hasher = if keyed { ScopeHasher::keyed(b"a deployment secret, 32 bytes...").unwrap() } else { ScopeHasher::sha256() };
+        let backend = InMemoryBackend::new();
+        let m = IdempotencyRecorder::builder().scope_prefix_len(prefix_len).scope_hasher(hasher).build(&backend).unwrap();
+        for id in &ids {
+            m.record_outcome(outcome, m.scope(id), Some(age));
+            let hex = m.scope(id).hex();
+            prop_assert!(id.is_empty() == (hex.as_str() == "anonymous"));
+            prop_assert!(id.is_empty() || (hex.as_str().len() == 8 && hex.as_str().bytes().all(|b| b"0123456789abcdef".contains(&b))));
+        }
+        let points = backend.points();
+        let mut scopes = HashSet::new();
+        for p in points.iter().filter(|p| p.name == "idempotency.requests") {
+            let scope = &p.attributes.iter().find(|(k, _)| k == "user_scope").unwrap().1;
+            prop_assert!(scope == "anonymous" || scope.len() == usize::from(prefix_len));
+            scopes.insert(scope.clone());
+        }
+        prop_assert!(scopes.len() <= (1usize << (4 * prefix_len)) + 1);
+        for id in ids.iter().filter(|id| id.len() > 20) {
+            prop_assert!(all_values(&points).all(|v| !v.contains(id.as_str())));
+        }
+    }
+
+    #[test]
+    fn any_timestamps_give_a_bucket_without_panicking(created in any::<i64>(), now in any::<i64>()) {
+        let at = |secs: i64| if secs >= 0 {
+            UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))
+        } else {
+            UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+        };
+        if let (Some(created), Some(now)) = (at(created), at(now)) {
+            let bucket = AgeBucket::from_timestamps(created, now);
+            prop_assert!(bucket != AgeBucket::NotApplicable);
+            if created >= now {
+                prop_assert_eq!(bucket, AgeBucket::UnderOneMinute);
+            }
+        }
+        let _ = AgeBucket::from_timestamps(SystemTime::now(), UNIX_EPOCH);
+    }
+
+    #[test]
+    fn any_duration_is_recorded_finitely(durations in prop::collection::vec((any_duration(), any::<u16>(), any_error_kind()), 1..30)) {
+        let backend = InMemoryBackend::new();
+        let m = DeliveryRecorder::builder().build(&backend).unwrap();
+        let idem = IdempotencyRecorder::builder().build(&backend).unwrap();
+        for (d, code, kind) in &durations {
+            m.record_delivery_success("https://a.example", *d);
+            m.record_delivery_failure("https://a.example", *code, *d);
+            m.record_delivery_error("https://a.example", *kind, *d);
+            idem.record_hit(idem.scope("u"), *d);
+        }
+        for p in backend.points() {
+            if let outcometer::testing::PointValue::Histogram(h) = p.value {
+                prop_assert!(h.sum.is_finite() || h.sum == f64::INFINITY);
+                prop_assert_eq!(h.bucket_counts.iter().sum::<u64>(), h.count);
+            }
+        }
+        prop_assert_eq!(m.success_count() + m.failure_count() + m.error_count(), 3 * durations.len() as u64);
+    }
+}
+
+#[test]
+fn distinct_series_have_distinct_attribute_sets() {
+    let backend = InMemoryBackend::new();
+    let idem = IdempotencyRecorder::builder().build(&backend).unwrap();
+    let delivery = DeliveryRecorder::builder().endpoints(EndpointPolicy::FirstK(3)).build(&backend).unwrap();
+    for host in ["a.example", "b.example", "c.example"] {
+        delivery.endpoint(host);
+    }
+    for def in idem.instruments().iter().chain(delivery.instruments().iter()) {
+        let mut seen = HashSet::new();
+        for series in 0..def.series_bound() {
+            let attrs: Vec<_> = def.attributes(series).into_iter().map(|a| (a.key, a.value.to_text())).collect();
+            assert!(!attrs.is_empty() || def.dimensions().is_empty(), "{} series {series} has no attributes", def.name());
+            assert!(seen.insert(attrs), "{} repeats an attribute set at {series}", def.name());
+        }
+    }
+}
