@@ -8,7 +8,11 @@ use outcometer::{ActiveTaskGuard, DeliveryRecorder, EventMetrics};
 
 #[test]
 fn guard_decrements_during_panic_unwinding() {
-    let metrics = Arc::new(DeliveryRecorder::builder().build(&InMemoryBackend::new()).unwrap());
+    let metrics = Arc::new(
+        DeliveryRecorder::builder()
+            .build(&InMemoryBackend::new())
+            .unwrap(),
+    );
     let result = catch_unwind(AssertUnwindSafe(|| {
         let _guard = ActiveTaskGuard::new(metrics.clone());
         assert_eq!(metrics.active_task_count(), 1);
@@ -20,7 +24,9 @@ fn guard_decrements_during_panic_unwinding() {
 
 #[test]
 fn guards_nest_and_count_concurrent_tasks() {
-    let metrics = DeliveryRecorder::builder().build(&InMemoryBackend::new()).unwrap();
+    let metrics = DeliveryRecorder::builder()
+        .build(&InMemoryBackend::new())
+        .unwrap();
     std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| {

@@ -64,7 +64,9 @@ fn marked_url() -> impl Strategy<Value = (String, Vec<String>)> {
 }
 
 fn all_values(points: &[Point]) -> impl Iterator<Item = &str> {
-    points.iter().flat_map(|p| p.attributes.iter().map(|(_, v)| v.as_str()))
+    points
+        .iter()
+        .flat_map(|p| p.attributes.iter().map(|(_, v)| v.as_str()))
 }
 
 fn series_per_instrument(points: &[Point]) -> HashMap<&str, usize> {
@@ -211,16 +213,31 @@ proptest! {
 fn distinct_series_have_distinct_attribute_sets() {
     let backend = InMemoryBackend::new();
     let idem = IdempotencyRecorder::builder().build(&backend).unwrap();
-    let delivery = DeliveryRecorder::builder().endpoints(EndpointPolicy::FirstK(3)).build(&backend).unwrap();
+    let delivery = DeliveryRecorder::builder()
+        .endpoints(EndpointPolicy::FirstK(3))
+        .build(&backend)
+        .unwrap();
     for host in ["a.example", "b.example", "c.example"] {
         delivery.endpoint(host);
     }
     for def in idem.instruments().iter().chain(delivery.instruments().iter()) {
         let mut seen = HashSet::new();
         for series in 0..def.series_bound() {
-            let attrs: Vec<_> = def.attributes(series).into_iter().map(|a| (a.key, a.value.to_text())).collect();
-            assert!(!attrs.is_empty() || def.dimensions().is_empty(), "{} series {series} has no attributes", def.name());
-            assert!(seen.insert(attrs), "{} repeats an attribute set at {series}", def.name());
+            let attrs: Vec<_> = def
+                .attributes(series)
+                .into_iter()
+                .map(|a| (a.key, a.value.to_text()))
+                .collect();
+            assert!(
+                !attrs.is_empty() || def.dimensions().is_empty(),
+                "{} series {series} has no attributes",
+                def.name()
+            );
+            assert!(
+                seen.insert(attrs),
+                "{} repeats an attribute set at {series}",
+                def.name()
+            );
         }
     }
 }

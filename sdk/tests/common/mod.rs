@@ -5,8 +5,16 @@ use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMete
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Sum { value: f64, monotonic: bool },
-    Histogram { count: u64, sum: f64, bounds: Vec<f64>, buckets: Vec<u64> },
+    Sum {
+        value: f64,
+        monotonic: bool,
+    },
+    Histogram {
+        count: u64,
+        sum: f64,
+        bounds: Vec<f64>,
+        buckets: Vec<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,20 +52,38 @@ pub fn rows(resource_metrics: &ResourceMetrics) -> Vec<Row> {
             let mut push = |attrs: Vec<String>, value: Value| {
                 let mut attributes = attrs;
                 attributes.sort();
-                out.push(Row { name: name.clone(), unit: unit.clone(), attributes, value });
+                out.push(Row {
+                    name: name.clone(),
+                    unit: unit.clone(),
+                    attributes,
+                    value,
+                });
             };
             let kv = |it: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
-                it.map(|kv| format!("{}={}", kv.key, kv.value)).collect::<Vec<_>>()
+                it.map(|kv| format!("{}={}", kv.key, kv.value))
+                    .collect::<Vec<_>>()
             };
             match metric.data() {
                 AggregatedMetrics::U64(MetricData::Sum(sum)) => {
                     for p in sum.data_points() {
-                        push(kv(&mut p.attributes()), Value::Sum { value: p.value() as f64, monotonic: sum.is_monotonic() });
+                        push(
+                            kv(&mut p.attributes()),
+                            Value::Sum {
+                                value: p.value() as f64,
+                                monotonic: sum.is_monotonic(),
+                            },
+                        );
                     }
                 }
                 AggregatedMetrics::I64(MetricData::Sum(sum)) => {
                     for p in sum.data_points() {
-                        push(kv(&mut p.attributes()), Value::Sum { value: p.value() as f64, monotonic: sum.is_monotonic() });
+                        push(
+                            kv(&mut p.attributes()),
+                            Value::Sum {
+                                value: p.value() as f64,
+                                monotonic: sum.is_monotonic(),
+                            },
+                        );
                     }
                 }
                 AggregatedMetrics::F64(MetricData::Histogram(h)) => {

@@ -1,0 +1,72 @@
+//! `OTEL_METRICS_EXPORTER=console`: one line per data point on stdout, for debugging.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::Temporality;
+
+/// Prints every export.
+#[derive(Debug, Default)]
+pub(crate) struct ConsoleExporter;
+
+fn point_line<'a>(
+    out: &mut String,
+    name: &str,
+    attrs: impl Iterator<Item = &'a opentelemetry::KeyValue>,
+    value: String,
+) {
+    let attrs: Vec<String> = attrs.map(|kv| format!("{}={}", kv.key, kv.value)).collect();
+    let _ = writeln!(out, "{name}{{{}}} {value}", attrs.join(","));
+}
+
+macro_rules! sums_and_gauges {
+    ($out:ident, $name:ident, $data:expr) => {
+        match $data {
+            MetricData::Sum(s) => s
+                .data_points()
+                .for_each(|p| point_line(&mut $out, $name, p.attributes(), p.value().to_string())),
+            MetricData::Gauge(g) => g
+                .data_points()
+                .for_each(|p| point_line(&mut $out, $name, p.attributes(), p.value().to_string())),
+            MetricData::Histogram(h) => h.data_points().for_each(|p| {
+                point_line(
+                    &mut $out,
+                    $name,
+                    p.attributes(),
+                    format!("count={} sum={}", p.count(), p.sum()),
+                )
+            }),
+            MetricData::ExponentialHistogram(_) => {}
+        }
+    };
+}
+
+impl PushMetricExporter for ConsoleExporter {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        let mut out = String::new();
+        for scope in metrics.scope_metrics() {
+            for metric in scope.metrics() {
+                let name = metric.name();
+                match metric.data() {
+                    AggregatedMetrics::F64(d) => sums_and_gauges!(out, name, d),
+                    AggregatedMetrics::U64(d) => sums_and_gauges!(out, name, d),
+                    AggregatedMetrics::I64(d) => sums_and_gauges!(out, name, d),
+                }
+            }
+        }
+        print!("{out}");
+        Ok(())
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}

@@ -1,0 +1,35 @@
+//! # outcometer-exporter
+//!
+//! The OpenTelemetry pipeline for [`outcometer`]: OTLP push (gRPC or HTTP/protobuf)
+//! and a Prometheus pull endpoint, alone or both on one provider, configured in
+//! code or by the standard `OTEL_*` variables (code > signal-specific variable >
+//! generic variable > default; see `docs/configuration.md`).
+//!
+//! ```no_run
+//! use outcometer::IdempotencyRecorder;
+//! use outcometer_exporter::{ExporterKind, Telemetry};
+//!
+//! let telemetry = Telemetry::builder()
+//!     .service_name("checkout")
+//!     .exporters([ExporterKind::Otlp, ExporterKind::Prometheus])
+//!     .build()?;
+//! let idempotency = IdempotencyRecorder::builder().namespace("checkout").build(&telemetry.backend())?;
+//! // … record …
+//! telemetry.shutdown()?; // flushes the last interval
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod console;
+pub mod error;
+pub mod otlp;
+mod pipeline;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
+
+pub use config::{ExporterKind, OtlpProtocol, ResolvedConfig, TelemetryBuilder, TemporalityPreference};
+pub use error::SetupError;
+pub use otlp::ExportHealth;
+pub use pipeline::{PipelineBackend, Telemetry};

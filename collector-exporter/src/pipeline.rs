@@ -1,0 +1,302 @@
+//! The provider, its readers and views, and the handle that owns their lifetime.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::{
+    Aggregation, Instrument, InstrumentKind, PeriodicReader, SdkMeterProvider, Stream,
+};
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::Resource;
+use outcometer::instrument::{Backend, Counter, Histogram, InstrumentDef, UpDownCounter};
+use outcometer::otel::OtelBackend;
+
+use crate::config::{ExporterKind, ResolvedConfig, TelemetryBuilder};
+use crate::error::SetupError;
+use crate::otlp::ExportHealth;
+
+/// What a view needs to know about a declared instrument.
+#[derive(Clone, Debug)]
+struct Declared {
+    series_bound: usize,
+    boundaries: &'static [f64],
+}
+
+type Declarations = Arc<RwLock<HashMap<String, Declared>>>;
+
+/// The running metrics pipeline. Shut it down to flush the last interval; dropping
+/// it without [`Telemetry::shutdown`] does the same with the configured deadline.
+pub struct Telemetry {
+    provider: SdkMeterProvider,
+    backend: OtelBackend,
+    declared: Declarations,
+    config: ResolvedConfig,
+    health: Arc<ExportHealth>,
+    #[cfg(feature = "prometheus")]
+    pull: Option<(
+        crate::prometheus::MetricsService,
+        Option<crate::prometheus::PullServer>,
+    )>,
+    shut_down: Mutex<bool>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryBuilder {
+    /// Resolves the configuration against the process environment and starts the pipeline.
+    pub fn build(self) -> Result<Telemetry, SetupError> {
+        Telemetry::start(self.resolve()?, true)
+    }
+
+    /// Like [`TelemetryBuilder::build`], with `env` standing in for the process environment.
+    pub fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Telemetry, SetupError> {
+        Telemetry::start(self.resolve_with(env)?, true)
+    }
+
+    /// Builds the pipeline without starting the pull endpoint's own server, for
+    /// applications that mount [`Telemetry::metrics_service`] in their router.
+    pub fn build_without_pull_server(self) -> Result<Telemetry, SetupError> {
+        Telemetry::start(self.resolve()?, false)
+    }
+}
+
+impl Telemetry {
+    /// A builder; unset settings come from `OTEL_*` variables, then defaults.
+    pub fn builder() -> TelemetryBuilder {
+        TelemetryBuilder::default()
+    }
+
+    /// Starts a pipeline configured only by the environment.
+    pub fn from_env() -> Result<Telemetry, SetupError> {
+        Self::builder().build()
+    }
+
+    fn start(config: ResolvedConfig, serve_pull: bool) -> Result<Telemetry, SetupError> {
+        let declared: Declarations = Arc::default();
+        let health = Arc::new(ExportHealth::default());
+        let resource = Resource::builder_empty()
+            .with_detector(Box::new(TelemetryResourceDetector))
+            .with_attributes(
+                config
+                    .resource
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            )
+            .build();
+        let views = declared.clone();
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_view(move |i: &Instrument| view(&views, i));
+        #[cfg(feature = "prometheus")]
+        let mut pull = None;
+        for kind in &config.exporters {
+            match kind {
+                ExporterKind::Otlp => {
+                    let exporter = crate::otlp::exporter(&config.otlp, health.clone())?;
+                    builder = builder.with_reader(periodic(exporter, &config));
+                }
+                ExporterKind::Console => {
+                    builder = builder.with_reader(periodic(crate::console::ConsoleExporter, &config));
+                }
+                #[cfg(feature = "prometheus")]
+                ExporterKind::Prometheus => {
+                    let registry = prometheus::Registry::new();
+                    let reader = opentelemetry_prometheus::exporter()
+                        .with_registry(registry.clone())
+                        .build()
+                        .map_err(|e| SetupError::Prometheus(e.to_string()))?;
+                    builder = builder.with_reader(reader);
+                    let service = crate::prometheus::MetricsService::new(registry);
+                    let server = if serve_pull {
+                        Some(crate::prometheus::PullServer::start(
+                            &config.prometheus_address,
+                            service.clone(),
+                        )?)
+                    } else {
+                        None
+                    };
+                    pull = Some((service, server));
+                }
+                #[cfg(not(feature = "prometheus"))]
+                ExporterKind::Prometheus => {
+                    return Err(SetupError::FeatureDisabled {
+                        what: "the Prometheus exporter".into(),
+                        feature: "prometheus",
+                    })
+                }
+            }
+        }
+        let provider = builder.build();
+        Ok(Telemetry {
+            backend: OtelBackend::from_provider(&provider),
+            provider,
+            declared,
+            config,
+            health,
+            #[cfg(feature = "prometheus")]
+            pull,
+            shut_down: Mutex::new(false),
+        })
+    }
+
+    /// The meter provider, for instruments of your own.
+    pub fn provider(&self) -> &SdkMeterProvider {
+        &self.provider
+    }
+
+    /// The backend to build outcometer recorders on. It declares each instrument's
+    /// series bound and boundaries to this pipeline's views before creating it, so
+    /// the cardinality limit is the declared bound and nothing real overflows.
+    pub fn backend(&self) -> PipelineBackend<'_> {
+        PipelineBackend { telemetry: self }
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &ResolvedConfig {
+        &self.config
+    }
+
+    /// Counts of OTLP exports that succeeded and failed, and the last failure.
+    pub fn export_health(&self) -> &ExportHealth {
+        &self.health
+    }
+
+    /// The address the pull endpoint listens on (the real port when 0 was asked).
+    pub fn prometheus_address(&self) -> Option<SocketAddr> {
+        #[cfg(feature = "prometheus")]
+        {
+            self.pull
+                .as_ref()
+                .and_then(|(_, s)| s.as_ref())
+                .map(|s| s.local_addr)
+        }
+        #[cfg(not(feature = "prometheus"))]
+        None
+    }
+
+    /// The pull endpoint as a service to mount in your own router.
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_service(&self) -> Option<crate::prometheus::MetricsService> {
+        self.pull.as_ref().map(|(service, _)| service.clone())
+    }
+
+    /// Collects and pushes now.
+    pub fn force_flush(&self) -> Result<(), SetupError> {
+        self.provider
+            .force_flush()
+            .map_err(|e| SetupError::Shutdown(e.to_string()))
+    }
+
+    /// Flushes the last interval and stops every reader, waiting at most the
+    /// configured shutdown timeout.
+    pub fn shutdown(self) -> Result<(), SetupError> {
+        self.shutdown_once()
+    }
+
+    fn shutdown_once(&self) -> Result<(), SetupError> {
+        let mut done = self.shut_down.lock().unwrap_or_else(PoisonError::into_inner);
+        if *done {
+            return Ok(());
+        }
+        *done = true;
+        // The SDK's shutdown ignores its timeout; bound the wait here.
+        let provider = self.provider.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("outcometer-shutdown".into())
+            .spawn(move || {
+                let _ = tx.send(provider.shutdown());
+            });
+        let result = match spawned {
+            Ok(_) => match rx.recv_timeout(self.config.shutdown_timeout) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(SetupError::Shutdown(e.to_string())),
+                Err(_) => Err(SetupError::Shutdown(format!(
+                    "the final export did not finish within {:?}",
+                    self.config.shutdown_timeout
+                ))),
+            },
+            Err(e) => Err(SetupError::Shutdown(e.to_string())),
+        };
+        result
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        #[cfg(feature = "prometheus")]
+        if let Some((_, server)) = self.pull.as_mut() {
+            drop(server.take());
+        }
+        if let Err(error) = self.shutdown_once() {
+            eprintln!("outcometer-exporter: {error}");
+        }
+    }
+}
+
+fn periodic<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>(
+    exporter: E,
+    config: &ResolvedConfig,
+) -> PeriodicReader<E> {
+    PeriodicReader::builder(exporter)
+        .with_interval(config.export_interval)
+        .build()
+}
+
+fn view(declared: &Declarations, instrument: &Instrument) -> Option<Stream> {
+    let declared = declared.read().unwrap_or_else(PoisonError::into_inner);
+    let d = declared.get(instrument.name())?;
+    let mut stream = Stream::builder().with_cardinality_limit(d.series_bound + 1);
+    if instrument.kind() == InstrumentKind::Histogram && !d.boundaries.is_empty() {
+        stream = stream.with_aggregation(Aggregation::ExplicitBucketHistogram {
+            boundaries: d.boundaries.to_vec(),
+            record_min_max: true,
+        });
+    }
+    stream.build().ok()
+}
+
+/// [`Telemetry::backend`]: declares, then delegates to the OpenTelemetry adapter.
+#[derive(Debug)]
+pub struct PipelineBackend<'a> {
+    telemetry: &'a Telemetry,
+}
+
+impl PipelineBackend<'_> {
+    fn declare(&self, def: &InstrumentDef) {
+        self.telemetry
+            .declared
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                def.name().to_owned(),
+                Declared {
+                    series_bound: def.series_bound(),
+                    boundaries: def.spec().boundaries,
+                },
+            );
+    }
+}
+
+impl Backend for PipelineBackend<'_> {
+    fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
+        self.declare(&def);
+        self.telemetry.backend.counter(def)
+    }
+    fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
+        self.declare(&def);
+        self.telemetry.backend.up_down_counter(def)
+    }
+    fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
+        self.declare(&def);
+        self.telemetry.backend.histogram(def)
+    }
+}

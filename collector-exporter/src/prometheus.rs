@@ -1,0 +1,278 @@
+//! The Prometheus pull endpoint: an HTTP server of its own, or a service to mount.
+//!
+//! `GET /metrics` (and `HEAD`) answers the text exposition format with its content
+//! type; gzip when the scraper asks; 404 elsewhere, 405 for other methods. Work per
+//! request is bounded: at most two renders run at once (a third waits up to the
+//! request timeout, then gets 503), headers must arrive within the timeout, and
+//! the body is bounded by the declared series counts.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use prometheus::{Encoder, Registry, TextEncoder};
+
+use crate::error::SetupError;
+
+/// How long a scrape may take, headers included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Renders allowed at once.
+pub const MAX_CONCURRENT_RENDERS: usize = 2;
+/// Connections served at once; more are closed at accept.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Renders the registry in the text exposition format; cheap to clone.
+#[derive(Clone)]
+pub struct MetricsService {
+    registry: Registry,
+    renders: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for MetricsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsService").finish_non_exhaustive()
+    }
+}
+
+impl MetricsService {
+    pub(crate) fn new(registry: Registry) -> Self {
+        MetricsService {
+            registry,
+            renders: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
+        }
+    }
+
+    /// The exposition body as text (runs a collection).
+    pub fn render(&self) -> String {
+        String::from_utf8(self.render_bytes()).unwrap_or_default()
+    }
+
+    fn render_bytes(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(16 * 1024);
+        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
+            tracing::warn!(target: "outcometer_exporter", "rendering /metrics failed: {error}");
+        }
+        body
+    }
+
+    /// Answers one request for the metrics body, whatever its path (the router
+    /// that mounted the service chose it).
+    pub fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let head = request.method() == Method::HEAD;
+        if request.method() != Method::GET && !head {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let Ok(_permit) = self.renders.try_acquire() else {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
+        };
+        self.body_response(request, head)
+    }
+
+    async fn respond_async<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let head = request.method() == Method::HEAD;
+        if request.method() != Method::GET && !head {
+            return self.respond(request);
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.renders.acquire()).await {
+            Ok(Ok(_permit)) => self.body_response(request, head),
+            _ => plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n"),
+        }
+    }
+
+    fn body_response<B>(&self, request: &Request<B>, head: bool) -> Response<Full<Bytes>> {
+        let body = self.render_bytes();
+        let gzip = accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
+        let body = if gzip { gzip_bytes(&body) } else { body };
+        let length = body.len();
+        let mut response = Response::new(if head {
+            Full::default()
+        } else {
+            Full::new(Bytes::from(body))
+        });
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(prometheus::TEXT_FORMAT),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        if gzip {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// `Accept-Encoding` names gzip with a non-zero quality.
+fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let quality = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .map_or(1.0, |q| q.parse::<f32>().unwrap_or(0.0));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && quality > 0.0
+    })
+}
+
+fn gzip_bytes(body: &[u8]) -> Vec<u8> {
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Mount it in axum/hyper/tower routers: `Router::new().route_service("/metrics", service)`.
+impl<B> tower_service::Service<Request<B>> for MetricsService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        let (parts, _) = request.into_parts();
+        Box::pin(async move { Ok(this.respond_async(&Request::from_parts(parts, ())).await) })
+    }
+}
+
+/// A running pull endpoint; dropping it stops the server.
+#[derive(Debug)]
+pub(crate) struct PullServer {
+    pub(crate) local_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PullServer {
+    /// Binds `address` and serves `/metrics` on a thread of its own.
+    pub(crate) fn start(address: &str, service: MetricsService) -> Result<Self, SetupError> {
+        let listen_error = |source| SetupError::Listen {
+            address: address.to_owned(),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(address).map_err(listen_error)?;
+        listener.set_nonblocking(true).map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| SetupError::Runtime {
+                what: "Prometheus endpoint runtime",
+                source,
+            })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("outcometer-prometheus".into())
+            .spawn(move || runtime.block_on(serve(listener, service, stopped)))
+            .map_err(|source| SetupError::Runtime {
+                what: "Prometheus endpoint thread",
+                source,
+            })?;
+        Ok(PullServer {
+            local_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for PullServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    service: MetricsService,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await; // e.g. out of file descriptors
+            continue;
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            continue; // over the connection limit: close it
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let handler = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                async move {
+                    let response = if request.uri().path() == "/metrics" {
+                        service.respond_async(&request).await
+                    } else {
+                        plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n")
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), handler);
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT * 6, connection).await;
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert!(accepts_gzip(Some(&v("gzip"))));
+        assert!(accepts_gzip(Some(&v("deflate, gzip;q=0.5"))));
+        assert!(accepts_gzip(Some(&v("*"))));
+        assert!(!accepts_gzip(Some(&v("gzip;q=0"))));
+        assert!(!accepts_gzip(Some(&v("identity"))));
+        assert!(!accepts_gzip(None));
+    }
+}

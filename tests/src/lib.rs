@@ -1,0 +1,386 @@
+//! Real receivers for end-to-end tests: OTLP over gRPC (tonic) and HTTP
+//! (hyper), both decoding the protobuf with `opentelemetry-proto`, gzip included;
+//! and a plain HTTP client for scraping the pull endpoint.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
+use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric};
+
+/// Every request a receiver decoded, in arrival order.
+#[derive(Clone, Default)]
+pub struct Received(Arc<Mutex<Vec<ExportMetricsServiceRequest>>>);
+
+fn text(value: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    match value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(AnyValue::StringValue(s)) => s.clone(),
+        Some(AnyValue::IntValue(i)) => i.to_string(),
+        Some(AnyValue::DoubleValue(d)) => d.to_string(),
+        Some(AnyValue::BoolValue(b)) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `key=value` pairs, sorted.
+pub fn attributes(kvs: &[KeyValue]) -> Vec<String> {
+    let mut out: Vec<String> = kvs
+        .iter()
+        .map(|kv| format!("{}={}", kv.key, text(&kv.value)))
+        .collect();
+    out.sort();
+    out
+}
+
+fn same(kvs: &[KeyValue], want: &[&str]) -> bool {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    attributes(kvs) == want
+}
+
+impl Received {
+    fn push(&self, request: ExportMetricsServiceRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+    }
+
+    /// All requests so far.
+    pub fn requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Waits until `ready` holds for the requests, up to `timeout`.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&[ExportMetricsServiceRequest]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if ready(&self.requests()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ready(&self.requests())
+    }
+
+    /// The metric `name` in the most recent request that has it.
+    pub fn latest(&self, name: &str) -> Option<Metric> {
+        self.requests().iter().rev().find_map(|r| {
+            r.resource_metrics
+                .iter()
+                .flat_map(|rm| rm.scope_metrics.iter())
+                .flat_map(|sm| sm.metrics.iter())
+                .find(|m| m.name == name)
+                .cloned()
+        })
+    }
+
+    /// Resource attributes of the most recent request.
+    pub fn resource(&self) -> Vec<String> {
+        self.requests()
+            .last()
+            .and_then(|r| r.resource_metrics.first())
+            .and_then(|rm| rm.resource.as_ref())
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default()
+    }
+}
+
+/// The value of the sum or gauge data point with exactly `attrs`.
+pub fn number(metric: &Metric, attrs: &[&str]) -> Option<f64> {
+    let points = match metric.data.as_ref()? {
+        Data::Sum(s) => &s.data_points,
+        Data::Gauge(g) => &g.data_points,
+        _ => return None,
+    };
+    points
+        .iter()
+        .find(|p| same(&p.attributes, attrs))
+        .and_then(|p| match p.value? {
+            NumberValue::AsInt(i) => Some(i as f64),
+            NumberValue::AsDouble(d) => Some(d),
+        })
+}
+
+/// The histogram data point with exactly `attrs`.
+pub fn histogram(metric: &Metric, attrs: &[&str]) -> Option<HistogramDataPoint> {
+    match metric.data.as_ref()? {
+        Data::Histogram(h) => h.data_points.iter().find(|p| same(&p.attributes, attrs)).cloned(),
+        _ => None,
+    }
+}
+
+/// Aggregation temporality of a sum or histogram (1 delta, 2 cumulative).
+pub fn temporality(metric: &Metric) -> Option<i32> {
+    match metric.data.as_ref()? {
+        Data::Sum(s) => Some(s.aggregation_temporality),
+        Data::Histogram(h) => Some(h.aggregation_temporality),
+        _ => None,
+    }
+}
+
+struct Collector(Received);
+
+#[tonic::async_trait]
+impl MetricsService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// A receiver running on a runtime thread of its own; stops when dropped.
+pub struct Receiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// What it decoded.
+    pub received: Received,
+    /// Requests whose body arrived gzip-compressed (HTTP only).
+    pub gzipped: Arc<Mutex<u32>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+impl Receiver {
+    /// An OTLP/gRPC receiver on `addr` (port 0 for a free one), accepting gzip.
+    pub fn grpc(addr: &str) -> Receiver {
+        let listener = TcpListener::bind(addr).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let received = Received::default();
+        let service = MetricsServiceServer::new(Collector(received.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                let _ = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            })
+        });
+        Receiver {
+            addr,
+            received,
+            gzipped: Arc::default(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// An OTLP/HTTP receiver on `addr` at `/v1/metrics`, decoding protobuf (gzip or not).
+    pub fn http(addr: &str) -> Receiver {
+        use http_body_util::BodyExt;
+        let listener = TcpListener::bind(addr).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let received = Received::default();
+        let gzipped: Arc<Mutex<u32>> = Arc::default();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (sink, gz) = (received.clone(), gzipped.clone());
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let stream = tokio::select! {
+                        _ = &mut stopped => return,
+                        accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
+                    };
+                    let (sink, gz) = (sink.clone(), gz.clone());
+                    tokio::spawn(async move {
+                        let handler = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (sink, gz) = (sink.clone(), gz.clone());
+                            async move {
+                                let path_ok = req.uri().path() == "/v1/metrics";
+                                let is_proto = req
+                                    .headers()
+                                    .get("content-type")
+                                    .is_some_and(|v| v.as_bytes() == b"application/x-protobuf");
+                                let gzip = req.headers().get("content-encoding").is_some_and(|v| v.as_bytes() == b"gzip");
+                                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                                let body = if gzip {
+                                    *gz.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                                    let mut out = Vec::new();
+                                    let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out);
+                                    bytes::Bytes::from(out)
+                                } else {
+                                    body
+                                };
+                                let decoded = <ExportMetricsServiceRequest as prost::Message>::decode(body);
+                                let status = match (path_ok, is_proto, decoded) {
+                                    (true, true, Ok(request)) => {
+                                        sink.push(request);
+                                        200
+                                    }
+                                    (false, _, _) => 404,
+                                    _ => 400,
+                                };
+                                let response = ExportMetricsServiceResponse { partial_success: None };
+                                let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                                    prost::Message::encode_to_vec(&response),
+                                )));
+                                *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                                resp.headers_mut().insert("content-type", "application/x-protobuf".parse().expect("ct"));
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
+                            .await;
+                    });
+                }
+            })
+        });
+        Receiver {
+            addr,
+            received,
+            gzipped,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A port that was free a moment ago (bound, then released), for down-then-up tests.
+pub fn released_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// An HTTP response, as read off the wire.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body, un-gzipped if it was gzipped.
+    pub body: String,
+    /// Whether it arrived gzipped.
+    pub was_gzipped: bool,
+}
+
+impl HttpResponse {
+    /// The first header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection, read to the end.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, extra_headers: &[&str]) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in extra_headers {
+        request.push_str(h);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let body = &raw[split + 4..];
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let was_gzipped = headers
+        .iter()
+        .any(|(k, v)| k == "content-encoding" && v == "gzip");
+    let body = if was_gzipped {
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_string(&mut out)
+            .expect("gunzip");
+        out
+    } else {
+        String::from_utf8_lossy(body).to_string()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+        was_gzipped,
+    }
+}
+
+/// The value of the exposition line `series` (name with labels exactly as rendered, or a prefix ending in `}`).
+pub fn exposition_value(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+        if metric != name {
+            return None;
+        }
+        let present: Vec<&str> = rest
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .collect();
+        labels
+            .iter()
+            .all(|l| present.contains(l))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}

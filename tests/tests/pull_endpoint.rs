@@ -1,0 +1,176 @@
+//! The Prometheus pull endpoint, scraped over real HTTP: exposition names and
+//! labels, content type, gzip, HEAD, 404, 405; and push and pull at once.
+
+use std::time::Duration;
+
+use outcometer::{
+    DeliveryRecorder, ErrorKind, EventMetrics, IdempotencyMetrics, IdempotencyRecorder, UserScope,
+};
+use outcometer_exporter::{ExporterKind, OtlpProtocol, Telemetry};
+use outcometer_tests::{exposition_value, http_request, number, Receiver};
+
+fn pull_only() -> Telemetry {
+    Telemetry::builder()
+        .service_name("pull-test")
+        .exporters([ExporterKind::Prometheus])
+        .prometheus_host("127.0.0.1")
+        .prometheus_port(0u16)
+        .build_with_env(|_| None)
+        .expect("pipeline")
+}
+
+#[test]
+fn scrape_shows_the_seed_names_and_labels() {
+    let telemetry = pull_only();
+    let addr = telemetry.prometheus_address().expect("listening");
+    let idem = IdempotencyRecorder::builder()
+        .namespace("wildside")
+        .build(&telemetry.backend())
+        .unwrap();
+    let delivery = DeliveryRecorder::builder()
+        .namespace("wildside")
+        .build(&telemetry.backend())
+        .unwrap();
+    idem.record_miss(UserScope::from_digest(0xa1b2_c3d4));
+    idem.record_conflict(UserScope::from_digest(0xe5f6_0000), Duration::from_secs(600));
+    delivery.record_delivery_success("https://hooks.example.com", Duration::from_millis(120));
+    delivery.record_delivery_error(
+        "https://hooks.example.com",
+        ErrorKind::Timeout,
+        Duration::from_secs(10),
+    );
+    let _task = delivery.track_active_task();
+
+    let response = http_request(addr, "GET", "/metrics", &[]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4"));
+    let body = &response.body;
+    assert_eq!(
+        exposition_value(
+            body,
+            "wildside_idempotency_requests_total",
+            &["outcome=\"miss\"", "user_scope=\"a\"", "age_bucket=\"n/a\""]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        exposition_value(
+            body,
+            "wildside_idempotency_requests_total",
+            &["outcome=\"conflict\"", "user_scope=\"e\"", "age_bucket=\"5-30m\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition_value(
+            body,
+            "wildside_delivery_duration_seconds_bucket",
+            &[
+                "outcome=\"success\"",
+                "server_address=\"hooks.example.com\"",
+                "le=\"0.25\""
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition_value(
+            body,
+            "wildside_delivery_attempts_total",
+            &[
+                "outcome=\"error\"",
+                "error_type=\"timeout\"",
+                "server_address=\"hooks.example.com\""
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition_value(body, "wildside_delivery_active_tasks", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition_value(
+            body,
+            "wildside_idempotency_key_age_seconds_count",
+            &["outcome=\"conflict\""]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        body.contains("service_instance_id="),
+        "target_info keeps replicas apart:\n{body}"
+    );
+}
+
+#[test]
+fn endpoint_speaks_http_properly() {
+    let telemetry = pull_only();
+    let addr = telemetry.prometheus_address().unwrap();
+    let idem = IdempotencyRecorder::builder()
+        .build(&telemetry.backend())
+        .unwrap();
+    idem.record_miss(UserScope::ANONYMOUS);
+
+    let gz = http_request(addr, "GET", "/metrics", &["Accept-Encoding: gzip"]);
+    assert_eq!(gz.status, 200);
+    assert!(gz.was_gzipped);
+    assert!(gz.body.contains("idempotency_requests_total"));
+
+    let head = http_request(addr, "HEAD", "/metrics", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert!(head
+        .header("content-length")
+        .is_some_and(|l| l.parse::<usize>().unwrap() > 0));
+
+    assert_eq!(http_request(addr, "GET", "/", &[]).status, 404);
+    let post = http_request(addr, "POST", "/metrics", &["Content-Length: 0"]);
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn shutdown_stops_the_endpoint() {
+    let telemetry = pull_only();
+    let addr = telemetry.prometheus_address().unwrap();
+    telemetry.shutdown().unwrap();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "port closed after shutdown"
+    );
+}
+
+#[test]
+fn push_and_pull_at_once_agree() {
+    let receiver = Receiver::grpc("127.0.0.1:0");
+    let telemetry = Telemetry::builder()
+        .exporters([ExporterKind::Otlp, ExporterKind::Prometheus])
+        .otlp_protocol(OtlpProtocol::Grpc)
+        .otlp_endpoint(format!("http://{}", receiver.addr))
+        .prometheus_host("127.0.0.1")
+        .prometheus_port(0u16)
+        .export_interval(Duration::from_secs(3600))
+        .build_with_env(|_| None)
+        .unwrap();
+    let addr = telemetry.prometheus_address().unwrap();
+    let idem = IdempotencyRecorder::builder()
+        .build(&telemetry.backend())
+        .unwrap();
+    for _ in 0..7 {
+        idem.record_miss(UserScope::ANONYMOUS);
+    }
+    let scraped = exposition_value(
+        &http_request(addr, "GET", "/metrics", &[]).body,
+        "idempotency_requests_total",
+        &["outcome=\"miss\"", "user_scope=\"anonymous\""],
+    );
+    telemetry.shutdown().unwrap();
+    let pushed = receiver
+        .received
+        .latest("idempotency.requests")
+        .and_then(|m| number(&m, &["outcome=miss", "user_scope=anonymous", "age_bucket=n/a"]));
+    assert_eq!(scraped, Some(7.0));
+    assert_eq!(pushed, Some(7.0));
+}
