@@ -128,47 +128,50 @@ fn assert_scenario(receiver: &Receiver, want_temporality: i32) {
     assert_eq!(instance.len(), "service.instance.id=".len() + 36);
 }
 
+/// Records the scenario, shuts down (the only export), and checks what arrived.
+fn push_scenario(receiver: &Receiver, protocol: OtlpProtocol, gzip: bool, preference: TemporalityPreference) {
+    let telemetry = telemetry(protocol, receiver, gzip, preference);
+    let _recorders = record_scenario(&telemetry);
+    telemetry.shutdown().expect("clean shutdown");
+    let want = if preference == TemporalityPreference::Delta {
+        1
+    } else {
+        2
+    };
+    assert_scenario(receiver, want);
+}
+
 #[test]
 fn grpc_push_with_gzip_delivers_exact_data_on_shutdown() {
-    let receiver = Receiver::grpc("127.0.0.1:0");
-    let telemetry = telemetry(
+    push_scenario(
+        &Receiver::grpc("127.0.0.1:0"),
         OtlpProtocol::Grpc,
-        &receiver,
         true,
         TemporalityPreference::Cumulative,
     );
-    let _recorders = record_scenario(&telemetry);
-    telemetry.shutdown().expect("clean shutdown");
-    assert_scenario(&receiver, 2);
 }
 
 #[test]
 fn http_protobuf_push_with_gzip_and_delta_temporality() {
     let receiver = Receiver::http("127.0.0.1:0");
-    let telemetry = telemetry(
-        OtlpProtocol::HttpProtobuf,
+    push_scenario(
         &receiver,
+        OtlpProtocol::HttpProtobuf,
         true,
         TemporalityPreference::Delta,
     );
-    let _recorders = record_scenario(&telemetry);
-    telemetry.shutdown().expect("clean shutdown");
-    assert_scenario(&receiver, 1);
     assert!(*receiver.gzipped.lock().unwrap() >= 1, "bodies were gzipped");
 }
 
 #[test]
 fn http_push_without_gzip_uses_protobuf_at_v1_metrics() {
     let receiver = Receiver::http("127.0.0.1:0");
-    let telemetry = telemetry(
-        OtlpProtocol::HttpProtobuf,
+    push_scenario(
         &receiver,
+        OtlpProtocol::HttpProtobuf,
         false,
         TemporalityPreference::Cumulative,
     );
-    let _recorders = record_scenario(&telemetry);
-    telemetry.shutdown().expect("clean shutdown");
-    assert_scenario(&receiver, 2);
     assert_eq!(*receiver.gzipped.lock().unwrap(), 0);
 }
 
