@@ -115,11 +115,11 @@ impl Backend for OtelBackend {
             .with_unit(def.spec().unit)
             .with_description(def.spec().description)
             .with_callback(move |observer| {
-                for (series, value) in cells.values() {
+                for ((series, value), touched) in cells.values().zip(touched.iter()) {
                     if value != 0 {
-                        let _ = touched[series].set(());
+                        let _ = touched.set(());
                     }
-                    if touched[series].get().is_some() || cells.def().dimensions().is_empty() {
+                    if touched.get().is_some() || cells.def().dimensions().is_empty() {
                         observer.observe(value, labels.get(series));
                     }
                 }
