@@ -43,6 +43,21 @@ pub fn collect(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -
     rows(exported.last().expect("one export"))
 }
 
+/// One row per data point of a u64 or i64 sum.
+macro_rules! push_sums {
+    ($sum:ident, $push:ident, $kv:ident) => {
+        for p in $sum.data_points() {
+            $push(
+                $kv(&mut p.attributes()),
+                Value::Sum {
+                    value: p.value() as f64,
+                    monotonic: $sum.is_monotonic(),
+                },
+            );
+        }
+    };
+}
+
 pub fn rows(resource_metrics: &ResourceMetrics) -> Vec<Row> {
     let mut out = Vec::new();
     for scope in resource_metrics.scope_metrics() {
@@ -64,28 +79,8 @@ pub fn rows(resource_metrics: &ResourceMetrics) -> Vec<Row> {
                     .collect::<Vec<_>>()
             };
             match metric.data() {
-                AggregatedMetrics::U64(MetricData::Sum(sum)) => {
-                    for p in sum.data_points() {
-                        push(
-                            kv(&mut p.attributes()),
-                            Value::Sum {
-                                value: p.value() as f64,
-                                monotonic: sum.is_monotonic(),
-                            },
-                        );
-                    }
-                }
-                AggregatedMetrics::I64(MetricData::Sum(sum)) => {
-                    for p in sum.data_points() {
-                        push(
-                            kv(&mut p.attributes()),
-                            Value::Sum {
-                                value: p.value() as f64,
-                                monotonic: sum.is_monotonic(),
-                            },
-                        );
-                    }
-                }
+                AggregatedMetrics::U64(MetricData::Sum(sum)) => push_sums!(sum, push, kv),
+                AggregatedMetrics::I64(MetricData::Sum(sum)) => push_sums!(sum, push, kv),
                 AggregatedMetrics::F64(MetricData::Histogram(h)) => {
                     for p in h.data_points() {
                         push(
