@@ -276,6 +276,15 @@ fn check_endpoint(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A header both HTTP and gRPC metadata accept.
+fn valid_header(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        && !value.bytes().any(|c| c.is_ascii_control())
+}
+
 fn with_metrics_path(base: &str) -> String {
     let trimmed = base.trim_end_matches('/');
     if trimmed.ends_with("/v1/metrics") {
@@ -432,44 +441,27 @@ fn resolve(b: &TelemetryBuilder, env: Env<'_>) -> Result<ResolvedConfig, SetupEr
         }
     };
 
+    const HEADER_RULE: &str =
+        "header names of ASCII letters, digits, '-' or '_', values without control characters";
     let mut headers = BTreeMap::new();
-    if let Some((var, v)) = lookup(
-        env,
-        &["OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"],
-    ) {
-        headers.extend(key_value_list(var, &v)?);
+    let header_vars = ["OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"];
+    if let Some((var, v)) = lookup(env, &header_vars) {
+        for (key, value) in key_value_list(var, &v)? {
+            if !valid_header(&key, &value) {
+                return Err(invalid(var, &format!("{key}={value}"), HEADER_RULE));
+            }
+            headers.insert(key, value);
+        }
     }
-    for (k, v) in &b.otlp_headers {
-        if k.is_empty()
-            || !k
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        {
+    for (key, value) in &b.otlp_headers {
+        if !valid_header(key, value) {
             return Err(SetupError::InvalidSetting {
                 setting: "otlp_header",
-                value: k.clone(),
-                expected: "a header name of ASCII letters, digits, '-' or '_'",
+                value: format!("{key}={value}"),
+                expected: HEADER_RULE,
             });
         }
-        headers.insert(k.clone(), v.clone());
-    }
-    for (k, v) in &headers {
-        let bad_name = !k
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-        let bad_value = v.bytes().any(|c| c.is_ascii_control());
-        if bad_name || bad_value {
-            let var = lookup(
-                env,
-                &["OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"],
-            )
-            .map_or("OTEL_EXPORTER_OTLP_HEADERS", |(var, _)| var);
-            return Err(invalid(
-                var,
-                &format!("{k}={v}"),
-                "header names of ASCII letters, digits, '-' or '_', values without control characters",
-            ));
-        }
+        headers.insert(key.clone(), value.clone());
     }
 
     let timeout = match b.otlp_timeout {

@@ -66,32 +66,27 @@ impl MetricsService {
     /// Answers one request for the metrics body, whatever its path (the router
     /// that mounted the service chose it).
     pub fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
-        let head = request.method() == Method::HEAD;
-        if request.method() != Method::GET && !head {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
+        if let Some(refusal) = method_not_allowed(request) {
+            return refusal;
         }
         let Ok(_permit) = self.renders.try_acquire() else {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n");
         };
-        self.body_response(request, head)
+        self.body_response(request)
     }
 
     async fn respond_async<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
-        let head = request.method() == Method::HEAD;
-        if request.method() != Method::GET && !head {
-            return self.respond(request);
+        if let Some(refusal) = method_not_allowed(request) {
+            return refusal;
         }
         match tokio::time::timeout(REQUEST_TIMEOUT, self.renders.acquire()).await {
-            Ok(Ok(_permit)) => self.body_response(request, head),
+            Ok(Ok(_permit)) => self.body_response(request),
             _ => plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n"),
         }
     }
 
-    fn body_response<B>(&self, request: &Request<B>, head: bool) -> Response<Full<Bytes>> {
+    fn body_response<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let head = request.method() == Method::HEAD;
         let body = self.render_bytes();
         let gzip = accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
         let body = if gzip { gzip_bytes(&body) } else { body };
@@ -113,6 +108,18 @@ impl MetricsService {
         }
         response
     }
+}
+
+/// 405 with `Allow` for anything but GET and HEAD.
+fn method_not_allowed<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(response)
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
