@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_default();
     for line in body
         .lines()
-        .filter(|l| l.starts_with("quickstart_") && !l.contains("_bucket"))
+        .filter(|l| l.starts_with("quickstart_") && !l.contains("_bucket{"))
     {
         println!("{line}");
     }
