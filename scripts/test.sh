@@ -1,7 +1,61 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Installs what the tests need first.
-# Today the suite needs only the Rust toolchain; end-to-end tools (Prometheus,
-# rotel) are added here as the tests that use them land.
+# Runs every test of the workspace, installing what the end-to-end tests need first:
+#   - Prometheus and promtool, Debian package `prometheus` (apt-get, as root or via sudo);
+#   - the rotel collector, PyPI `rotel`, in a virtualenv this script owns (target/e2e-tools/venv).
+# Under CI (CI=true) a tool that cannot be installed fails the run; elsewhere the
+# end-to-end tests that need it print a loud SKIPPED line and pass.
+# Extra arguments go to `cargo test` (e.g. `bash scripts/test.sh -p outcometer`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+ROTEL_VERSION=0.0.1a15
+TOOLS="$PWD/target/e2e-tools"
+ci=false
+[ "${CI:-}" = "true" ] && ci=true
+
+missing() {
+  if $ci; then
+    echo "error: $1 (CI=true requires every end-to-end tool)" >&2
+    exit 1
+  fi
+  echo "warning: $1; the end-to-end tests that need it will be skipped" >&2
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"; else return 1; fi
+}
+
+install_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
+  command -v apt-get >/dev/null || return 1
+  echo "installing Prometheus (Debian package prometheus)..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+    { as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+    return 1
+  # The package starts a system service on :9090 where systemd runs; the tests start their own.
+  command -v prometheus >/dev/null && command -v promtool >/dev/null
+}
+
+install_rotel() {
+  local venv="$TOOLS/venv"
+  if ! "$venv/bin/python" -m pip show rotel 2>/dev/null | grep -qx "Version: $ROTEL_VERSION"; then
+    command -v python3 >/dev/null || return 1
+    echo "installing rotel $ROTEL_VERSION into $venv..." >&2
+    python3 -m venv "$venv" &&
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check "rotel==$ROTEL_VERSION" || return 1
+  fi
+  OUTCOMETER_ROTEL="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
+  [ -x "$OUTCOMETER_ROTEL" ] || return 1
+  export OUTCOMETER_ROTEL
+}
+
+install_prometheus || missing "could not install Prometheus (apt-get install prometheus needs root or passwordless sudo)"
+if command -v prometheus >/dev/null; then
+  OUTCOMETER_PROMETHEUS="$(command -v prometheus)"
+  OUTCOMETER_PROMTOOL="$(command -v promtool)"
+  export OUTCOMETER_PROMETHEUS OUTCOMETER_PROMTOOL
+fi
+install_rotel || missing "could not install rotel==$ROTEL_VERSION from PyPI into $TOOLS/venv"
+
 cargo test --workspace --all-features --locked "$@"

@@ -1,2 +1,5 @@
-//! Examples of outcometer. The README's SDK snippet is compiled here.
+//! Examples of outcometer: the [`demo`] service (the README's main command) and
+//! its building blocks. The README's SDK snippet is compiled here as a doctest.
 #![doc = include_str!("../../README.md")]
+
+pub mod demo;

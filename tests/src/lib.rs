@@ -2,6 +2,8 @@
 //! (hyper), both decoding the protobuf with `opentelemetry-proto`, gzip included;
 //! and a plain HTTP client for scraping the pull endpoint.
 
+pub mod e2e;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -115,6 +117,34 @@ pub fn number(metric: &Metric, attrs: &[&str]) -> Option<f64> {
             NumberValue::AsInt(i) => Some(i as f64),
             NumberValue::AsDouble(d) => Some(d),
         })
+}
+
+/// The sum of a sum's values (or a histogram's counts) over the data points whose
+/// attributes include every `key=value` in `attrs`.
+pub fn sum_where(metric: &Metric, attrs: &[&str]) -> f64 {
+    let includes = |kvs: &[KeyValue]| {
+        let have = attributes(kvs);
+        attrs.iter().all(|a| have.iter().any(|h| h == a))
+    };
+    match metric.data.as_ref() {
+        Some(Data::Sum(s)) => s
+            .data_points
+            .iter()
+            .filter(|p| includes(&p.attributes))
+            .map(|p| match p.value {
+                Some(NumberValue::AsInt(i)) => i as f64,
+                Some(NumberValue::AsDouble(d)) => d,
+                None => 0.0,
+            })
+            .sum(),
+        Some(Data::Histogram(h)) => h
+            .data_points
+            .iter()
+            .filter(|p| includes(&p.attributes))
+            .map(|p| p.count as f64)
+            .sum(),
+        _ => 0.0,
+    }
 }
 
 /// The histogram data point with exactly `attrs`.

@@ -1,0 +1,146 @@
+//! The payments API: `POST /orders` honouring an `Idempotency-Key` header. Every
+//! request's outcome is recorded through `IdempotencyMetrics`, and each order it
+//! accepts is announced by webhook.
+//!
+//! The response carries `Idempotency-Outcome` (a debugging aid of this demo, not a
+//! standard header) so the load generator can tally what the server decided.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::Request;
+use outcometer::{IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder};
+
+use super::deliverer::{Deliverer, Event};
+use super::server::{respond, DropConnection, Handled};
+use super::store::{Begin, Store};
+
+/// Header naming the outcome the server decided.
+pub const OUTCOME_HEADER: &str = "idempotency-outcome";
+/// Header that makes the API take the key's lock and then drop the connection,
+/// like a worker that died mid-request.
+pub const CRASH_HEADER: &str = "x-demo-crash";
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct Api {
+    /// Keys and fingerprints.
+    pub store: Store,
+    /// The recorder every outcome goes through.
+    pub metrics: IdempotencyRecorder,
+    /// Announces accepted orders.
+    pub deliverer: Deliverer,
+    /// Next order and event id.
+    pub next_id: AtomicU64,
+}
+
+fn header<'a>(request: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Users and payloads are hashed together: the same body from two users is two orders.
+fn fingerprint(user: &str, body: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut hasher);
+    body.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    body.split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn decided(status: u16, outcome: IdempotencyOutcome, body: &str, extra: &[(&'static str, &str)]) -> Handled {
+    let mut headers = vec![(OUTCOME_HEADER, outcome.as_str())];
+    headers.extend_from_slice(extra);
+    respond(status, body.to_owned(), &headers)
+}
+
+impl Api {
+    /// Handles one request.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Handled {
+        if request.method() != hyper::Method::POST || request.uri().path() != "/orders" {
+            return respond(404, "POST /orders\n", &[]);
+        }
+        let user = header(&request, "x-user-id").unwrap_or("").to_owned();
+        let key = header(&request, "idempotency-key").map(str::to_owned);
+        let crash = request.headers().contains_key(CRASH_HEADER);
+        let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+            return Err(DropConnection);
+        };
+        let scope = self.metrics.scope(&user);
+        let fingerprint = fingerprint(&user, &body);
+        let now = SystemTime::now();
+        let Some(key) = key else {
+            if self.store.seen_recently(fingerprint, now) {
+                self.metrics.record_fingerprint_duplicate(scope);
+                return decided(409, IdempotencyOutcome::FingerprintDuplicate, "duplicate\n", &[]);
+            }
+            self.metrics.record_miss(scope);
+            let (status, reply) = self.process(&body, fingerprint).await;
+            return decided(status, IdempotencyOutcome::Miss, &reply, &[]);
+        };
+        let outcome = match self.store.begin(&key, fingerprint, now) {
+            Begin::Fresh => {
+                self.metrics.record_miss(scope);
+                if crash {
+                    return Err(DropConnection);
+                }
+                IdempotencyOutcome::Miss
+            }
+            Begin::Recovered { lock_age } => {
+                self.metrics.record_stale_lock_recovered(scope, lock_age);
+                IdempotencyOutcome::StaleLockRecovered
+            }
+            Begin::Replay { status, body, age } => {
+                self.metrics.record_hit(scope, age);
+                return decided(
+                    status,
+                    IdempotencyOutcome::Hit,
+                    &body,
+                    &[("idempotent-replayed", "true")],
+                );
+            }
+            Begin::Conflict { age } => {
+                self.metrics.record_conflict(scope, age);
+                return decided(
+                    422,
+                    IdempotencyOutcome::Conflict,
+                    "Idempotency-Key reused with a different payload\n",
+                    &[],
+                );
+            }
+            Begin::InFlight { age } => {
+                self.metrics.record_in_flight(scope, age);
+                return decided(
+                    409,
+                    IdempotencyOutcome::InFlight,
+                    "a request with this Idempotency-Key is in progress\n",
+                    &[("retry-after", "1")],
+                );
+            }
+        };
+        let (status, reply) = self.process(&body, fingerprint).await;
+        self.store.complete(&key, status, reply.clone());
+        decided(status, outcome, &reply, &[])
+    }
+
+    /// Does the work of an order (a few milliseconds) and queues its webhook.
+    async fn process(&self, body: &[u8], fingerprint: u64) -> (u16, String) {
+        tokio::time::sleep(Duration::from_millis(3 + fingerprint % 13)).await;
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let hook = std::str::from_utf8(body)
+            .ok()
+            .and_then(|b| field(b, "hook"))
+            .and_then(|h| h.parse::<usize>().ok())
+            .filter(|&h| h < self.deliverer.routes.host_count())
+            .unwrap_or(0);
+        self.deliverer.spawn(Event { id, endpoint: hook });
+        (201, format!("{{\"order\":{id}}}\n"))
+    }
+}

@@ -1,0 +1,177 @@
+//! Delivers each accepted order as a webhook: a real POST over loopback with a
+//! per-attempt timeout, retries with backoff for retryable answers, and a
+//! dead letter when the event gives up. Every attempt is recorded through
+//! `EventMetrics`, the port a real deliverer would use.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use outcometer::{ActiveTaskGuard, DeliveryRecorder, ErrorKind, EventMetrics};
+
+use super::pool::{ConnectionPool, SendError};
+use super::tally::Tally;
+
+/// Attempts per event before it is dead-lettered.
+pub const MAX_ATTEMPTS: u64 = 3;
+
+/// The webhook hosts and where their names point: every host resolves to the sink
+/// on loopback, except one decommissioned host that refuses connections.
+#[derive(Debug)]
+pub struct Routes {
+    urls: Vec<String>,
+    hosts: Vec<String>,
+    unreachable: Option<usize>,
+    sink: ConnectionPool,
+    closed: ConnectionPool,
+    _closed_socket: tokio::net::TcpSocket,
+}
+
+impl Routes {
+    /// `count` hosts on `sink`; when `count > 1` the last one is unreachable.
+    pub fn new(count: u32, sink: SocketAddr) -> std::io::Result<Self> {
+        // Bound but never listening: connecting gets ECONNREFUSED, and holding it keeps
+        // the port from being reused by someone else while the demo runs.
+        let closed_socket = tokio::net::TcpSocket::new_v4()?;
+        closed_socket.bind("127.0.0.1:0".parse().map_err(std::io::Error::other)?)?;
+        let closed = closed_socket.local_addr()?;
+        let hosts: Vec<String> = (0..count).map(|i| format!("hook-{i}.demo.test")).collect();
+        Ok(Routes {
+            urls: hosts.iter().map(|h| format!("http://{h}/events")).collect(),
+            hosts,
+            unreachable: (count > 1).then_some(count as usize - 1),
+            sink: ConnectionPool::new(sink),
+            closed: ConnectionPool::new(closed),
+            _closed_socket: closed_socket,
+        })
+    }
+
+    /// How many hosts there are.
+    pub fn host_count(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// The index of the unreachable host, if any.
+    pub fn unreachable(&self) -> Option<usize> {
+        self.unreachable
+    }
+
+    fn pool(&self, endpoint: usize) -> &ConnectionPool {
+        if Some(endpoint) == self.unreachable {
+            &self.closed
+        } else {
+            &self.sink
+        }
+    }
+}
+
+/// An accepted order to announce.
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    /// Unique per run.
+    pub id: u64,
+    /// Index into the routes.
+    pub endpoint: usize,
+}
+
+/// Delivers events on the current tokio runtime.
+#[derive(Clone, Debug)]
+pub struct Deliverer {
+    /// The recorder every attempt goes through.
+    pub metrics: Arc<DeliveryRecorder>,
+    /// Hosts and their addresses.
+    pub routes: Arc<Routes>,
+    /// What the deliverer saw.
+    pub tally: Arc<Tally>,
+    /// The longest an attempt may take.
+    pub attempt_timeout: Duration,
+}
+
+enum Attempt {
+    Delivered,
+    Retry,
+    GiveUp,
+}
+
+impl Deliverer {
+    /// Starts delivering `event` in the background.
+    pub fn spawn(&self, event: Event) {
+        let deliverer = self.clone();
+        tokio::spawn(async move { deliverer.deliver(event).await });
+    }
+
+    async fn deliver(self, event: Event) {
+        let _active = ActiveTaskGuard::new(self.metrics.clone());
+        let url = &self.routes.urls[event.endpoint];
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.attempt(event, attempt, url).await {
+                Attempt::Delivered => return,
+                Attempt::Retry if attempt < MAX_ATTEMPTS => {
+                    self.metrics.record_retry(url);
+                    self.tally.retries.fetch_add(1, Relaxed);
+                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+                }
+                _ => break,
+            }
+        }
+        self.metrics.record_dead_letter(url);
+        self.tally.dead_letters.fetch_add(1, Relaxed);
+    }
+
+    async fn attempt(&self, event: Event, attempt: u64, url: &str) -> Attempt {
+        let request = Request::post("/events")
+            .header("host", &self.routes.hosts[event.endpoint])
+            .header("content-type", "application/json")
+            .header("x-event-id", event.id.to_string())
+            .header("x-attempt", attempt.to_string())
+            .body(Full::new(Bytes::from(format!(
+                "{{\"type\":\"order.created\",\"id\":{}}}",
+                event.id
+            ))));
+        let Ok(request) = request else {
+            return Attempt::GiveUp;
+        };
+        let started = Instant::now();
+        let sent = tokio::time::timeout(
+            self.attempt_timeout,
+            self.routes.pool(event.endpoint).send(request),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        self.tally.latency.record(elapsed);
+        let error = |kind: ErrorKind| {
+            self.metrics.record_delivery_error(url, kind, elapsed);
+            self.tally.errors.fetch_add(1, Relaxed);
+            Attempt::Retry
+        };
+        match sent {
+            Ok(Ok(reply)) if reply.status.is_success() => {
+                self.metrics.record_delivery_success(url, elapsed);
+                self.tally.successes.fetch_add(1, Relaxed);
+                Attempt::Delivered
+            }
+            Ok(Ok(reply)) => {
+                let status = reply.status.as_u16();
+                self.metrics.record_delivery_failure(url, status, elapsed);
+                self.tally.failures.fetch_add(1, Relaxed);
+                if status == 429 || status >= 500 {
+                    Attempt::Retry
+                } else {
+                    Attempt::GiveUp
+                }
+            }
+            Ok(Err(SendError::Connect(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                error(ErrorKind::Connect)
+            }
+            Ok(Err(_)) => error(ErrorKind::Io),
+            Err(_) => {
+                self.tally.timeouts.fetch_add(1, Relaxed);
+                error(ErrorKind::Timeout)
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The demo service: a payments API honouring `Idempotency-Key`, a webhook
+//! deliverer POSTing to an in-process sink with injected faults, and a load
+//! generator driving both, all recorded through `outcometer` and exported through
+//! `outcometer-exporter`. The `demo` binary is a thin shell around [`Demo`]; the
+//! end-to-end tests run the same [`Demo`] in-process.
+
+mod api;
+mod args;
+mod deliverer;
+mod load;
+mod pool;
+mod rng;
+mod server;
+mod sink;
+mod store;
+mod tally;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outcometer::instrument::{InstrumentDef, InstrumentKind};
+use outcometer::{catalog, ConfigError, DeliveryRecorder, IdempotencyRecorder};
+use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
+
+pub use api::{CRASH_HEADER, OUTCOME_HEADER};
+pub use args::{Args, ArgsError, Command, USAGE};
+pub use deliverer::MAX_ATTEMPTS;
+pub use load::Scenario;
+pub use tally::{histogram_quantile, Snapshot};
+
+/// How long a lock may be held before another request with its key takes over.
+/// Short so the demo shows recoveries within seconds; services use tens of seconds.
+pub const LOCK_TTL: Duration = Duration::from_secs(1);
+/// The longest a webhook attempt may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Interval of the live summary.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(5);
+/// The longest the demo waits for started requests and deliveries after the load stops.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the demo could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The telemetry pipeline's configuration (flags or `OTEL_*` variables).
+    #[error(transparent)]
+    Telemetry(#[from] SetupError),
+    /// The recorders' configuration (e.g. `--namespace`).
+    #[error("--namespace: {0}")]
+    Recorder(#[from] ConfigError),
+    /// Loopback sockets or the runtime.
+    #[error("could not start the demo's servers: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One instrument's exported series against its declared bound.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesCount {
+    /// Prometheus metric name.
+    pub name: String,
+    /// Series in the current scrape.
+    pub exported: usize,
+    /// The instrument's worst case.
+    pub bound: usize,
+}
+
+/// A running demo: servers up, telemetry exporting, load not yet started.
+pub struct Demo {
+    runtime: tokio::runtime::Runtime,
+    telemetry: Telemetry,
+    api: Arc<api::Api>,
+    api_addr: SocketAddr,
+    tally: Arc<tally::Tally>,
+    args: Args,
+}
+
+impl std::fmt::Debug for Demo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demo")
+            .field("api", &self.api_addr)
+            .field("metrics", &self.metrics_address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The exporters the demo runs: Prometheus always, plus what `OTEL_METRICS_EXPORTER`
+/// lists, plus OTLP when an OTLP endpoint variable is set.
+fn exporters(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<ExporterKind>, SetupError> {
+    let mut kinds = vec![ExporterKind::Prometheus];
+    if env("OTEL_METRICS_EXPORTER").is_some() {
+        kinds.extend(Telemetry::builder().resolve_with(env)?.exporters);
+    }
+    if env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some() {
+        kinds.push(ExporterKind::Otlp);
+    }
+    Ok(kinds)
+}
+
+impl Demo {
+    /// Builds the pipeline from `args` and the `OTEL_*` variables `env` returns,
+    /// and starts the API and the sink on loopback.
+    pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Demo, DemoError> {
+        let mut builder = Telemetry::builder().exporters(exporters(&env)?);
+        if env("OTEL_SERVICE_NAME").is_none() {
+            builder = builder.service_name("outcometer-demo");
+        }
+        let telemetry = builder.build_with_env(&env)?;
+        let idempotency = IdempotencyRecorder::builder()
+            .namespace(&args.namespace)
+            .build(&telemetry.backend())?;
+        let delivery = Arc::new(
+            DeliveryRecorder::builder()
+                .namespace(&args.namespace)
+                .build(&telemetry.backend())?,
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("demo")
+            .enable_all()
+            .build()?;
+        let tally = Arc::new(tally::Tally::default());
+        let (api, api_addr) = runtime.block_on(async {
+            let sink_tally = tally.clone();
+            let seed = args.seed;
+            let sink_addr = server::serve(move |request| {
+                sink::handle(request, seed, ATTEMPT_TIMEOUT, sink_tally.clone())
+            })
+            .await?;
+            let deliverer = deliverer::Deliverer {
+                metrics: delivery,
+                routes: Arc::new(deliverer::Routes::new(args.endpoints, sink_addr)?),
+                tally: tally.clone(),
+                attempt_timeout: ATTEMPT_TIMEOUT,
+            };
+            let api = Arc::new(api::Api {
+                store: store::Store::new(LOCK_TTL),
+                metrics: idempotency,
+                deliverer,
+                next_id: AtomicU64::new(1),
+            });
+            let handler_api = api.clone();
+            let api_addr = server::serve(move |request| handler_api.clone().handle(request)).await?;
+            Ok::<_, std::io::Error>((api, api_addr))
+        })?;
+        Ok(Demo {
+            runtime,
+            telemetry,
+            api,
+            api_addr,
+            tally,
+            args,
+        })
+    }
+
+    /// Where the Prometheus endpoint listens.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.telemetry.prometheus_address()
+    }
+
+    /// Where the payments API listens.
+    pub fn api_address(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The telemetry pipeline.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// What the demo has seen so far.
+    pub fn snapshot(&self, elapsed: Duration) -> Snapshot {
+        self.tally
+            .snapshot(elapsed, self.api.deliverer.metrics.active_task_count())
+    }
+
+    /// Runs the load for `--duration` or until `stop` completes, calling `on_tick`
+    /// every [`SUMMARY_EVERY`]; then waits (at most [`DRAIN_TIMEOUT`]) for started
+    /// requests and deliveries, and returns the final tally.
+    pub fn run(&self, stop: impl Future<Output = ()>, mut on_tick: impl FnMut(&Snapshot)) -> Snapshot {
+        let started = Instant::now();
+        let generator = Arc::new(load::LoadGenerator {
+            api: Arc::new(pool::ConnectionPool::new(self.api_addr)),
+            tally: self.tally.clone(),
+            rate: self.args.rate,
+            users: self.args.users,
+            hooks: (
+                self.api.deliverer.routes.host_count(),
+                self.api.deliverer.routes.unreachable(),
+            ),
+            seed: self.args.seed,
+            lock_ttl: LOCK_TTL,
+        });
+        let (stop_load, stopped) = tokio::sync::watch::channel(false);
+        self.runtime.block_on(async {
+            let mut load = tokio::spawn(generator.run(self.args.duration, stopped));
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + SUMMARY_EVERY, SUMMARY_EVERY);
+            tokio::pin!(stop);
+            let mut stopping = false;
+            let deadline = loop {
+                tokio::select! {
+                    _ = &mut load => break tokio::time::Instant::now() + DRAIN_TIMEOUT,
+                    _ = ticks.tick() => on_tick(&self.snapshot(started.elapsed())),
+                    _ = &mut stop, if !stopping => {
+                        stopping = true;
+                        let _ = stop_load.send(true);
+                    }
+                }
+            };
+            while self.api.deliverer.metrics.active_task_count() > 0 && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        self.snapshot(started.elapsed())
+    }
+
+    /// Exported series per instrument, read from the Prometheus endpoint's body,
+    /// against each instrument's declared bound.
+    pub fn series_counts(&self) -> Vec<SeriesCount> {
+        let body = self
+            .telemetry
+            .metrics_service()
+            .map(|s| s.render())
+            .unwrap_or_default();
+        let mut instruments: Vec<Arc<InstrumentDef>> = self.api.metrics.instruments();
+        instruments.extend(self.api.deliverer.metrics.instruments());
+        instruments
+            .iter()
+            .map(|def| {
+                let name = catalog::prometheus_name(def);
+                let series_name = match def.spec().kind {
+                    InstrumentKind::Histogram => format!("{name}_count"),
+                    _ => name.clone(),
+                };
+                let exported = body
+                    .lines()
+                    .filter(|line| {
+                        line.strip_prefix(&series_name)
+                            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                    })
+                    .count();
+                SeriesCount {
+                    name,
+                    exported,
+                    bound: def.series_bound(),
+                }
+            })
+            .collect()
+    }
+
+    /// Flushes the last interval to every exporter and stops.
+    pub fn shutdown(self) -> Result<(), DemoError> {
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        self.telemetry.shutdown()?;
+        Ok(())
+    }
+}

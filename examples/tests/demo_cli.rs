@@ -1,0 +1,150 @@
+//! The `demo` binary as a user runs it: flags, exit codes, summaries, Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use outcometer_examples::demo::{Args, Demo};
+
+fn demo() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
+    command
+        .env_remove("OTEL_METRICS_EXPORTER")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+        .env("OTEL_EXPORTER_PROMETHEUS_PORT", "0");
+    command
+}
+
+#[test]
+fn a_bad_flag_prints_usage_and_exits_2() {
+    for bad in [
+        &["--rate", "fast"][..],
+        &["--bogus"],
+        &["--users"],
+        &["--endpoints", "0"],
+    ] {
+        let out = demo().args(bad).output().expect("run demo");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(bad[0]) && stderr.contains("usage: demo"),
+            "{bad:?}: {stderr}"
+        );
+    }
+    let help = demo().arg("--help").output().expect("run demo");
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--endpoints N"));
+}
+
+#[test]
+fn a_bad_namespace_or_otel_variable_is_a_setup_error() {
+    let out = demo()
+        .args(["--namespace", "9 lives"])
+        .output()
+        .expect("run demo");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--namespace"));
+    let out = demo()
+        .env("OTEL_EXPORTER_PROMETHEUS_PORT", "99999")
+        .output()
+        .expect("run demo");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OTEL_EXPORTER_PROMETHEUS_PORT"));
+}
+
+#[test]
+fn runs_for_its_duration_then_summarises_and_flushes() {
+    let out = demo()
+        .args(["--duration", "2", "--rate", "100", "--seed", "3"])
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "requests: ",
+        "hit ratio",
+        "delivery attempts: ",
+        "series exported",
+        "flushed and shut down",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_early_with_a_flush() {
+    let mut child = demo()
+        .args(["--duration", "600", "--rate", "50"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(banner.starts_with("outcometer demo:"), "{banner}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("demo exits");
+    assert!(status.success(), "{status:?}: {rest:?}");
+    assert!(started.elapsed() < Duration::from_secs(30), "drain is bounded");
+    let rest = rest.join("\n");
+    assert!(
+        rest.contains("Ctrl-C") && rest.contains("flushed and shut down"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
+    let args = Args {
+        duration: Duration::from_secs(3),
+        rate: 400,
+        users: 1_000_000,
+        endpoints: 500,
+        namespace: "bounds".into(),
+        seed: 5,
+    };
+    let demo = Demo::start(args, |name| {
+        (name == "OTEL_EXPORTER_PROMETHEUS_PORT").then(|| "0".to_owned())
+    })
+    .expect("demo starts");
+    let seen = demo.run(std::future::pending(), |_| {});
+    assert!(seen.requests() > 500, "{seen}");
+    let counts = demo.series_counts();
+    assert_eq!(counts.len(), 9);
+    for count in &counts {
+        assert!(count.exported <= count.bound, "{count:?}");
+    }
+    let attempts = counts
+        .iter()
+        .find(|c| c.name == "bounds_delivery_attempts_total")
+        .expect("attempts");
+    assert!(
+        attempts.exported > 21,
+        "many hosts and results were seen: {attempts:?}"
+    );
+    let body = demo.telemetry().metrics_service().expect("endpoint").render();
+    let hosts: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("bounds_delivery_retries_total{"))
+        .filter_map(|l| l.split("server_address=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(hosts.len() <= 21 && hosts.contains("_OTHER"), "{hosts:?}");
+    let scopes: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("bounds_idempotency_requests_total{"))
+        .filter_map(|l| l.split("user_scope=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(scopes.len() <= 17, "{scopes:?}");
+    demo.shutdown().expect("shutdown");
+}

@@ -1,0 +1,280 @@
+//! Third-party parts for end-to-end tests, run as plain processes on loopback:
+//! a Prometheus server (Debian's `prometheus`, with `promtool`) and the `rotel`
+//! collector (PyPI). `scripts/test.sh` installs them and says where they are.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::released_port;
+
+/// Finds a tool: the path in `env_var` (set by `scripts/test.sh`), else `name` on
+/// `PATH`. Missing under CI (`CI=true`) is a failure; elsewhere the test says
+/// loudly that it was skipped and returns `None`.
+pub fn tool(env_var: &str, name: &str) -> Option<PathBuf> {
+    let from_env = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    if let Some(found) = from_env.or_else(on_path) {
+        return Some(found);
+    }
+    let message =
+        format!("{name} not found (set {env_var} or put it on PATH; `bash scripts/test.sh` installs it)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{message}: CI requires every end-to-end tool");
+    }
+    eprintln!("\n*** SKIPPED end-to-end test: {message} ***\n");
+    None
+}
+
+/// A child process killed (and reaped) on drop, with a directory of its own.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    /// Scratch directory, removed on drop.
+    pub dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(command: &mut Command, dir: PathBuf) -> Process {
+        let log = dir.join("output.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        Process { child, dir, log }
+    }
+
+    /// What the process printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn scratch_dir(what: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("outcometer-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Polls `ready` every 100 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ready()
+}
+
+/// `GET path` over HTTP/1.0, so the server answers without chunked encoding.
+pub fn http10_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Prometheus server scraping one target every second.
+#[derive(Debug)]
+pub struct Prometheus {
+    /// Its HTTP API.
+    pub addr: SocketAddr,
+    process: Process,
+}
+
+/// One sample of an instant-vector result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Its labels, `name=value`, sorted.
+    pub labels: Vec<String>,
+    /// Its value.
+    pub value: f64,
+}
+
+impl Prometheus {
+    /// Starts `binary` with a temporary TSDB and a loopback listen address,
+    /// scraping `target` every second as job `demo`; waits until it is ready.
+    pub fn start(binary: &Path, target: SocketAddr) -> Prometheus {
+        let dir = scratch_dir("prometheus");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", released_port()).parse().expect("addr");
+        let mut command = Command::new(binary);
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-lifecycle")
+            .arg("--log.level=warn");
+        let mut process = Process::spawn(&mut command, dir);
+        let ready = wait_until(Duration::from_secs(30), || {
+            process.exited().is_none() && http10_get(addr, "/-/ready").is_some_and(|(s, _)| s == 200)
+        });
+        assert!(ready, "Prometheus did not become ready:\n{}", process.output());
+        Prometheus { addr, process }
+    }
+
+    /// Evaluates `promql` now; panics on an API error.
+    pub fn query(&self, promql: &str) -> Vec<Sample> {
+        let path = format!("/api/v1/query?query={}", percent_encode(promql));
+        let (status, body) = http10_get(self.addr, &path).expect("Prometheus answers");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(status, 200, "query {promql:?} failed: {body}");
+        let results = json["data"]["result"].as_array().cloned().unwrap_or_default();
+        results
+            .iter()
+            .map(|r| {
+                let mut labels: Vec<String> = r["metric"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                labels.sort();
+                let value = r["value"][1]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                Sample { labels, value }
+            })
+            .collect()
+    }
+
+    /// The single value of `promql`, if it has exactly one sample.
+    pub fn scalar(&self, promql: &str) -> Option<f64> {
+        match self.query(promql).as_slice() {
+            [one] => Some(one.value),
+            _ => None,
+        }
+    }
+
+    /// What the server logged (for assertion messages).
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+}
+
+/// Runs `promtool check metrics` on `exposition`; returns its verdict and output.
+pub fn promtool_check_metrics(promtool: &Path, exposition: &str) -> (bool, String) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(exposition.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The rotel collector: OTLP in (gRPC and HTTP), OTLP/HTTP out.
+#[derive(Debug)]
+pub struct Rotel {
+    /// Its OTLP/gRPC receiver.
+    pub grpc: SocketAddr,
+    /// Its OTLP/HTTP receiver.
+    pub http: SocketAddr,
+    process: Process,
+}
+
+impl Rotel {
+    /// Starts `rotel-agent`, exporting OTLP/HTTP to `export_to` (`http://host:port`),
+    /// and waits until both receivers accept connections.
+    pub fn start(binary: &Path, export_to: &str) -> Rotel {
+        let dir = scratch_dir("rotel");
+        let grpc: SocketAddr = format!("127.0.0.1:{}", released_port()).parse().expect("addr");
+        let http: SocketAddr = format!("127.0.0.1:{}", released_port()).parse().expect("addr");
+        let mut command = Command::new(binary);
+        command
+            .arg("start")
+            .arg("--otlp-grpc-endpoint")
+            .arg(grpc.to_string())
+            .arg("--otlp-http-endpoint")
+            .arg(http.to_string())
+            .arg("--exporter")
+            .arg("otlp")
+            .arg("--otlp-exporter-protocol")
+            .arg("http")
+            .arg("--otlp-exporter-endpoint")
+            .arg(export_to)
+            .arg("--pid-file")
+            .arg(dir.join("rotel.pid"));
+        let mut process = Process::spawn(&mut command, dir);
+        let ready = wait_until(Duration::from_secs(30), || {
+            process.exited().is_none() && TcpStream::connect(grpc).is_ok() && TcpStream::connect(http).is_ok()
+        });
+        assert!(ready, "rotel did not start:\n{}", process.output());
+        Rotel { grpc, http, process }
+    }
+
+    /// What rotel logged (for assertion messages).
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+}
