@@ -59,3 +59,6 @@ fi
 install_rotel || missing "could not install rotel==$ROTEL_VERSION from PyPI into $TOOLS/venv"
 
 cargo test --workspace --all-features --locked "$@"
+# Each benchmark once, as a test: their setup checks must hold. Timings come
+# from `cargo bench` (docs/performance.md), never from tests.
+cargo test --workspace --all-features --locked --benches

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::idempotency::KEY_AGE;
 use crate::instrument::{
     Backend, Counter, Histogram, HistogramSink, InstrumentDef, InstrumentKind, UpDownCounter,
 };
@@ -32,16 +33,43 @@ impl Backend for Detached {
     }
 }
 
-/// Every instrument of every family, with default configuration and no namespace.
-pub fn default_instruments() -> Vec<Arc<InstrumentDef>> {
+/// One instrument of the catalog.
+#[derive(Debug)]
+pub struct CatalogEntry {
+    /// The definition, with default configuration and no namespace.
+    pub def: Arc<InstrumentDef>,
+    /// `None` when exported by default; otherwise the builder call that turns it on.
+    pub opt_in: Option<&'static str>,
+}
+
+/// Every instrument of every family, opt-in ones included, in catalog order.
+pub fn catalog() -> Vec<CatalogEntry> {
     let mut all = Vec::new();
-    if let Ok(r) = IdempotencyRecorder::builder().build(&Detached) {
+    if let Ok(r) = IdempotencyRecorder::builder()
+        .key_age_histogram(true)
+        .build(&Detached)
+    {
         all.extend(r.instruments());
     }
     if let Ok(r) = DeliveryRecorder::builder().build(&Detached) {
         all.extend(r.instruments());
     }
-    all
+    all.into_iter()
+        .map(|def| CatalogEntry {
+            opt_in: std::ptr::eq(def.spec(), &KEY_AGE)
+                .then_some("IdempotencyRecorder::builder().key_age_histogram(true)"),
+            def,
+        })
+        .collect()
+}
+
+/// Every instrument a default configuration exports, with no namespace.
+pub fn default_instruments() -> Vec<Arc<InstrumentDef>> {
+    catalog()
+        .into_iter()
+        .filter(|e| e.opt_in.is_none())
+        .map(|e| e.def)
+        .collect()
 }
 
 /// The name the OpenTelemetry Prometheus exporter gives `def`: dots become
@@ -71,21 +99,27 @@ pub fn prometheus_name(def: &InstrumentDef) -> String {
     name
 }
 
-/// The Markdown table of `instruments`, one row per attribute key.
-pub fn render_markdown(instruments: &[Arc<InstrumentDef>]) -> String {
+/// The Markdown table of `entries`, one row per attribute key; opt-in
+/// instruments are marked and left out of the default total.
+pub fn render_markdown(entries: &[CatalogEntry]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "| Instrument | Prometheus | Kind | Unit | Attribute | Values | Worst-case series |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-    let mut total = 0usize;
-    for def in instruments {
-        total += def.series_bound();
+    let (mut total, mut opt_in_total) = (0usize, 0usize);
+    for CatalogEntry { def, opt_in } in entries {
+        if opt_in.is_some() {
+            opt_in_total += def.series_bound();
+        } else {
+            total += def.series_bound();
+        }
         let docs: Vec<_> = def.dimensions().iter().flat_map(|d| d.docs()).collect();
         let head = format!(
-            "| `{}` | `{}` | {} | `{}` |",
+            "| `{}`{} | `{}` | {} | `{}` |",
             def.name(),
+            if opt_in.is_some() { " (opt-in)" } else { "" },
             prometheus_name(def),
             def.spec().kind.as_str(),
             def.spec().unit
@@ -108,10 +142,19 @@ pub fn render_markdown(instruments: &[Arc<InstrumentDef>]) -> String {
             let _ = writeln!(out, "{lead} `{}` | {} | {series} |", doc.key, doc.values);
         }
     }
-    let _ = writeln!(out, "| **all** | | | | | | **{total}** |");
+    let _ = writeln!(
+        out,
+        "| **all, by default** | | | | | | **{total}** (+{opt_in_total} opt-in) |"
+    );
     let _ = writeln!(out);
-    for def in instruments
+    for CatalogEntry { def, opt_in } in entries {
+        if let Some(call) = opt_in {
+            let _ = writeln!(out, "- `{}` is opt-in: `{call}`", def.name());
+        }
+    }
+    for def in entries
         .iter()
+        .map(|e| &e.def)
         .filter(|d| d.spec().kind == InstrumentKind::Histogram)
     {
         let _ = writeln!(

@@ -207,6 +207,7 @@ pub struct IdempotencyRecorderBuilder {
     namespace: String,
     scope_prefix_len: Option<u8>,
     hasher: ScopeHasher,
+    key_age_histogram: bool,
 }
 
 impl IdempotencyRecorderBuilder {
@@ -225,6 +226,17 @@ impl IdempotencyRecorderBuilder {
     /// How user ids become scopes (default plain SHA-256).
     pub fn scope_hasher(mut self, hasher: ScopeHasher) -> Self {
         self.hasher = hasher;
+        self
+    }
+
+    /// Also record each reused key's exact age in the `idempotency.key.age`
+    /// histogram (default off). The counter's `age_bucket` already has the same
+    /// edges; the histogram adds the sum (mean age) and `histogram_quantile`. It
+    /// costs ~7× a counter per reuse: the OpenTelemetry SDK's bound histogram
+    /// takes a lock, shared by every thread recording the same outcome
+    /// (docs/adr/0003-record-path.md).
+    pub fn key_age_histogram(mut self, enabled: bool) -> Self {
+        self.key_age_histogram = enabled;
         self
     }
 
@@ -263,7 +275,9 @@ impl IdempotencyRecorderBuilder {
         )?;
         Ok(IdempotencyRecorder {
             requests: backend.counter(Arc::new(requests)),
-            key_age: backend.histogram(Arc::new(key_age)),
+            key_age: self
+                .key_age_histogram
+                .then(|| backend.histogram(Arc::new(key_age))),
             store_fallbacks: backend.counter(Arc::new(fallbacks)),
             store_errors: backend.counter(Arc::new(errors)),
             scopes: prefix.prefix_count() + 1,
@@ -277,7 +291,7 @@ impl IdempotencyRecorderBuilder {
 #[derive(Clone, Debug)]
 pub struct IdempotencyRecorder {
     requests: Counter,
-    key_age: Histogram,
+    key_age: Option<Histogram>,
     store_fallbacks: Counter,
     store_errors: Counter,
     prefix: ScopePrefixLen,
@@ -286,7 +300,8 @@ pub struct IdempotencyRecorder {
 }
 
 impl IdempotencyRecorder {
-    /// A builder with the defaults: no namespace, 1-character scope prefix, SHA-256 scopes.
+    /// A builder with the defaults: no namespace, 1-character scope prefix,
+    /// SHA-256 scopes, no key-age histogram.
     pub fn builder() -> IdempotencyRecorderBuilder {
         IdempotencyRecorderBuilder::default()
     }
@@ -326,12 +341,13 @@ impl IdempotencyRecorder {
 
     /// The instruments this recorder exports, for catalogs and views.
     pub fn instruments(&self) -> Vec<Arc<InstrumentDef>> {
-        vec![
-            self.requests.def().clone(),
-            self.key_age.def().clone(),
+        let mut all = vec![self.requests.def().clone()];
+        all.extend(self.key_age.as_ref().map(|h| h.def().clone()));
+        all.extend([
             self.store_fallbacks.def().clone(),
             self.store_errors.def().clone(),
-        ]
+        ]);
+        all
     }
 }
 
@@ -344,8 +360,8 @@ impl IdempotencyMetrics for IdempotencyRecorder {
             _ => AgeBucket::NotApplicable,
         };
         self.requests.add(self.request_series(outcome, scope, age), 1);
-        if let (Some(reuse), Some(age)) = (reuse, key_age) {
-            self.key_age.record(reuse.index(), age.as_secs_f64());
+        if let (Some(histogram), Some(reuse), Some(age)) = (&self.key_age, reuse, key_age) {
+            histogram.record(reuse.index(), age.as_secs_f64());
         }
     }
 

@@ -19,6 +19,7 @@ fn idempotency_instruments_have_exact_names_units_attributes_and_values() {
     let backend = OtelBackend::from_provider(&provider);
     let m = IdempotencyRecorder::builder()
         .namespace("wildside")
+        .key_age_histogram(true)
         .build(&backend)
         .unwrap();
     let scope = UserScope::from_digest(0xa1b2_c3d4);
@@ -85,6 +86,27 @@ fn idempotency_instruments_have_exact_names_units_attributes_and_values() {
         ),
         Some(1.0)
     );
+}
+
+#[test]
+fn the_key_age_histogram_is_exported_only_when_asked_for() {
+    let (provider, exporter) = user_provider();
+    let m = IdempotencyRecorder::builder()
+        .build(&OtelBackend::from_provider(&provider))
+        .unwrap();
+    m.record_hit(UserScope::ANONYMOUS, Duration::from_secs(90));
+    let rows = collect(&provider, &exporter);
+    assert_eq!(
+        sum(
+            &rows,
+            "idempotency.requests",
+            &["outcome=hit", "user_scope=anonymous", "age_bucket=1-5m"]
+        ),
+        Some(1.0),
+        "the counter still carries the age bucket"
+    );
+    assert!(rows.iter().all(|r| r.name != "idempotency.key.age"), "{rows:#?}");
+    assert!(m.instruments().iter().all(|d| d.name() != "idempotency.key.age"));
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
     // The documented queries: rate() windows extrapolate from the first scrape of
     // each series, so ratios agree to within a few points, not exactly.
     let queries = documented_queries();
-    assert!(queries.len() >= 8, "docs/queries.md has its queries: {queries:?}");
+    assert!(queries.len() >= 9, "docs/queries.md has its queries: {queries:?}");
     for (title, q) in &queries {
         let result = server.query(q);
         assert!(!result.is_empty(), "{title}: {q} returned nothing");
@@ -159,6 +159,8 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
             "{title}: Prometheus {got}, demo {want}"
         );
     }
+    // The demo's keys live seconds, so every replay is under a minute old.
+    assert!((value("Replays within a minute") - 1.0).abs() < 1e-9);
     let p95 = value("p95 delivery latency");
     assert!(
         (p95 - seen_p95).abs() <= 0.25 * seen_p95,

@@ -13,6 +13,7 @@ use outcometer_tests::{histogram, number, released_port, temporality, Receiver};
 fn record_scenario(telemetry: &Telemetry) -> (IdempotencyRecorder, DeliveryRecorder) {
     let idem = IdempotencyRecorder::builder()
         .namespace("wildside")
+        .key_age_histogram(true)
         .build(&telemetry.backend())
         .unwrap();
     let delivery = DeliveryRecorder::builder()

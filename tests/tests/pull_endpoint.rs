@@ -25,6 +25,7 @@ fn scrape_shows_the_seed_names_and_labels() {
     let addr = telemetry.prometheus_address().expect("listening");
     let idem = IdempotencyRecorder::builder()
         .namespace("wildside")
+        .key_age_histogram(true)
         .build(&telemetry.backend())
         .unwrap();
     let delivery = DeliveryRecorder::builder()

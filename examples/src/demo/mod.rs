@@ -107,8 +107,10 @@ impl Demo {
             builder = builder.service_name("outcometer-demo");
         }
         let telemetry = builder.build_with_env(&env)?;
+        // The demo shows every instrument, the opt-in key-age histogram included.
         let idempotency = IdempotencyRecorder::builder()
             .namespace(&args.namespace)
+            .key_age_histogram(true)
             .build(&telemetry.backend())?;
         let delivery = Arc::new(
             DeliveryRecorder::builder()

@@ -32,24 +32,29 @@ crate::closed_set! {
 /// Upper edges of the age buckets, in seconds; also the key-age histogram's boundaries.
 pub const AGE_BUCKET_EDGES_SECONDS: [f64; 6] = [60.0, 300.0, 1800.0, 7200.0, 21600.0, 86400.0];
 
+/// The same edges as whole seconds, for the record path (no float conversion).
+const AGE_BUCKET_EDGES_SECS: [u64; 6] = [60, 300, 1800, 7200, 21600, 86400];
+
 impl AgeBucket {
     /// The bucket of a key that is `age` old.
+    #[inline]
     pub fn from_age(age: Duration) -> AgeBucket {
-        const BUCKETS: [AgeBucket; 6] = [
+        const BUCKETS: [AgeBucket; 7] = [
             AgeBucket::UnderOneMinute,
             AgeBucket::OneToFiveMinutes,
             AgeBucket::FiveToThirtyMinutes,
             AgeBucket::ThirtyMinutesToTwoHours,
             AgeBucket::TwoToSixHours,
             AgeBucket::SixToTwentyFourHours,
+            AgeBucket::OverTwentyFourHours,
         ];
+        // Branch-free: the number of edges at or below the age is the bucket.
         let secs = age.as_secs();
-        for (edge, bucket) in AGE_BUCKET_EDGES_SECONDS.iter().zip(BUCKETS) {
-            if secs < *edge as u64 {
-                return bucket;
-            }
-        }
-        AgeBucket::OverTwentyFourHours
+        let passed: usize = AGE_BUCKET_EDGES_SECS
+            .iter()
+            .map(|&edge| usize::from(secs >= edge))
+            .sum();
+        BUCKETS[passed.min(BUCKETS.len() - 1)]
     }
 
     /// The bucket of a key created at `created_at`, seen at `now`.
@@ -133,6 +138,12 @@ impl Clock for ManualClock {
 mod tests {
     use super::*;
     use crate::attr::ClosedSet;
+
+    #[test]
+    fn integer_edges_equal_the_histogram_boundaries() {
+        let as_f64: Vec<f64> = AGE_BUCKET_EDGES_SECS.iter().map(|&e| e as f64).collect();
+        assert_eq!(as_f64, AGE_BUCKET_EDGES_SECONDS);
+    }
 
     #[test]
     fn edges_are_half_open_and_match_seed_000() {

@@ -1,0 +1,411 @@
+//! Cost of one recorded outcome, outcometer beside the libraries a user would
+//! otherwise pick, in one run (docs/performance.md).
+//!
+//! Every benchmark cycles the same shape in the same fixed order: 3 outcomes ×
+//! 8 age buckets × 16 user scopes = 384 series, one series a call. Peers get their
+//! fastest idiomatic form: attributes and label values built before the loop.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+use outcometer::otel::OtelBackend;
+use outcometer::{
+    attr::ClosedSet, AgeBucket, DeliveryRecorder, DeliveryResult, Endpoint, ErrorKind, IdempotencyMetrics,
+    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher, UserScope,
+};
+
+const OUTCOMES: [IdempotencyOutcome; 3] = [
+    IdempotencyOutcome::Hit,
+    IdempotencyOutcome::Conflict,
+    IdempotencyOutcome::InFlight,
+];
+/// One age in each of the 7 age buckets, then no age (`n/a`).
+const AGES: [Option<u64>; 8] = [
+    Some(30),
+    Some(120),
+    Some(600),
+    Some(3_600),
+    Some(10_800),
+    Some(43_200),
+    Some(100_000),
+    None,
+];
+const SCOPES: usize = 16;
+const SERIES: usize = OUTCOMES.len() * AGES.len() * SCOPES;
+
+/// The `i`-th call's (outcome, age, scope) coordinates.
+fn coords(i: usize) -> (usize, usize, usize) {
+    (i / (AGES.len() * SCOPES), (i / SCOPES) % AGES.len(), i % SCOPES)
+}
+
+/// Label values in the same order, as every peer sees them.
+fn labels(i: usize) -> [&'static str; 3] {
+    const OUTCOME: [&str; 3] = ["hit", "conflict", "in_flight"];
+    const AGE: [&str; 8] = [
+        "0-1m", "1-5m", "5-30m", "30m-2h", "2h-6h", "6h-24h", ">24h", "n/a",
+    ];
+    const SCOPE: [&str; SCOPES] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+    ];
+    let (o, a, s) = coords(i);
+    [OUTCOME[o], SCOPE[s], AGE[a]]
+}
+
+fn key_values(i: usize) -> [KeyValue; 3] {
+    let [o, s, a] = labels(i);
+    [
+        KeyValue::new("outcome", o),
+        KeyValue::new("user_scope", s),
+        KeyValue::new("age_bucket", a),
+    ]
+}
+
+fn age_seconds(i: usize) -> f64 {
+    AGES[coords(i).1].unwrap_or(0) as f64
+}
+
+/// Runs `op` on series 0, 1, …, 383, 0, … — the shared loop every benchmark pays.
+#[inline(always)]
+fn cycle(iters: u64, start: usize, mut op: impl FnMut(usize)) {
+    let mut i = start;
+    for _ in 0..iters {
+        op(i);
+        i += 1;
+        if i == SERIES {
+            i = 0;
+        }
+    }
+}
+
+fn provider() -> SdkMeterProvider {
+    SdkMeterProvider::builder()
+        .with_reader(ManualReader::builder().build())
+        .build()
+}
+
+struct IdempotencyCase {
+    recorder: IdempotencyRecorder,
+    calls: Vec<(IdempotencyOutcome, UserScope, Option<Duration>)>,
+}
+
+impl IdempotencyCase {
+    fn new(provider: &SdkMeterProvider, key_age_histogram: bool) -> Self {
+        let recorder = IdempotencyRecorder::builder()
+            .key_age_histogram(key_age_histogram)
+            .build(&OtelBackend::from_provider(provider))
+            .expect("default idempotency recorder");
+        let calls = (0..SERIES)
+            .map(|i| {
+                let (o, a, s) = coords(i);
+                let scope = UserScope::from_digest((s as u32) << 28);
+                (OUTCOMES[o], scope, AGES[a].map(Duration::from_secs))
+            })
+            .collect();
+        IdempotencyCase { recorder, calls }
+    }
+
+    #[inline(always)]
+    fn record(&self, i: usize) {
+        let (outcome, scope, age) = self.calls[i];
+        self.recorder.record_outcome(outcome, scope, age);
+    }
+}
+
+struct DeliveryCase {
+    recorder: DeliveryRecorder,
+    calls: Vec<(Endpoint, DeliveryResult, Duration)>,
+}
+
+impl DeliveryCase {
+    /// Same shape: 3 results × 8 durations × 16 endpoints.
+    fn new(provider: &SdkMeterProvider) -> Self {
+        const RESULTS: [DeliveryResult; 3] = [
+            DeliveryResult::Success,
+            DeliveryResult::Failure(503),
+            DeliveryResult::Error(ErrorKind::Timeout),
+        ];
+        let recorder = DeliveryRecorder::builder()
+            .build(&OtelBackend::from_provider(provider))
+            .expect("default delivery recorder");
+        let endpoints: Vec<Endpoint> = (0..SCOPES)
+            .map(|s| recorder.endpoint(&format!("https://hook-{s}.example.com/events")))
+            .collect();
+        let calls = (0..SERIES)
+            .map(|i| {
+                let (r, d, s) = coords(i);
+                (endpoints[s], RESULTS[r], Duration::from_millis(3 << d))
+            })
+            .collect();
+        DeliveryCase { recorder, calls }
+    }
+}
+
+fn metrics_recorder() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::set_global_recorder(recorder).expect("the only global metrics recorder");
+        handle
+    })
+}
+
+fn record(c: &mut Criterion) {
+    let mut group = c.benchmark_group("record");
+
+    let cells: Vec<AtomicU64> = (0..SERIES).map(|_| AtomicU64::new(0)).collect();
+    group.bench_function("atomic_floor", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| {
+                cells[black_box(i)].fetch_add(1, Ordering::Relaxed);
+            });
+            start.elapsed()
+        })
+    });
+
+    let provider = provider();
+    for (id, key_age_histogram) in [
+        ("outcometer_idempotency", false),
+        ("outcometer_idempotency_key_age", true),
+    ] {
+        let idempotency = IdempotencyCase::new(&provider, key_age_histogram);
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                cycle(iters, 0, |i| idempotency.record(black_box(i)));
+                start.elapsed()
+            })
+        });
+    }
+
+    let delivery = DeliveryCase::new(&provider);
+    group.bench_function("outcometer_delivery", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| {
+                let (endpoint, result, duration) = delivery.calls[black_box(i)];
+                delivery.recorder.record_result(endpoint, result, duration);
+            });
+            start.elapsed()
+        })
+    });
+
+    let hasher = ScopeHasher::sha256();
+    let user_ids: Vec<String> = (0..SERIES).map(|i| format!("user-{i:06}")).collect();
+    group.bench_function("user_scope_sha256", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| {
+                black_box(hasher.scope(&user_ids[black_box(i)]));
+            });
+            start.elapsed()
+        })
+    });
+
+    let meter = provider.meter("peers");
+    let attributes: Vec<[KeyValue; 3]> = (0..SERIES).map(key_values).collect();
+    let ages: Vec<f64> = (0..SERIES).map(age_seconds).collect();
+
+    let counter = meter.u64_counter("otel.counter").build();
+    group.bench_function("otel_counter_add", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| counter.add(1, &attributes[black_box(i)]));
+            start.elapsed()
+        })
+    });
+
+    let bound_counters: Vec<_> = attributes.iter().map(|kv| counter.bind(kv)).collect();
+    group.bench_function("otel_counter_bound", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| bound_counters[black_box(i)].add(1));
+            start.elapsed()
+        })
+    });
+
+    let histogram = meter.f64_histogram("otel.histogram").build();
+    group.bench_function("otel_histogram_record", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| histogram.record(ages[i], &attributes[black_box(i)]));
+            start.elapsed()
+        })
+    });
+
+    let bound_histograms: Vec<_> = attributes.iter().map(|kv| histogram.bind(kv)).collect();
+    group.bench_function("otel_histogram_bound", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| bound_histograms[black_box(i)].record(ages[i]));
+            start.elapsed()
+        })
+    });
+
+    // What `outcometer_delivery` does, done by hand with OTel bound instruments:
+    // the cheapest a user could record a counter and a histogram through the SDK.
+    group.bench_function("otel_bound_counter_and_histogram", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| {
+                let i = black_box(i);
+                bound_counters[i].add(1);
+                bound_histograms[i].record(ages[i]);
+            });
+            start.elapsed()
+        })
+    });
+
+    let registry = prometheus::Registry::new();
+    let vec = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("prometheus_counter", "peer"),
+        &["outcome", "user_scope", "age_bucket"],
+    )
+    .expect("valid prometheus counter");
+    registry.register(Box::new(vec.clone())).expect("registered once");
+    let label_values: Vec<[&str; 3]> = (0..SERIES).map(labels).collect();
+    group.bench_function("prometheus_vec_inc", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| {
+                vec.with_label_values(&label_values[black_box(i)]).inc()
+            });
+            start.elapsed()
+        })
+    });
+
+    let prebound: Vec<_> = label_values.iter().map(|l| vec.with_label_values(l)).collect();
+    group.bench_function("prometheus_prebound_inc", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| prebound[black_box(i)].inc());
+            start.elapsed()
+        })
+    });
+
+    metrics_recorder();
+    group.bench_function("metrics_macro", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| {
+                let [o, s, a] = label_values[black_box(i)];
+                metrics::counter!("metrics_counter", "outcome" => o, "user_scope" => s, "age_bucket" => a)
+                    .increment(1);
+            });
+            start.elapsed()
+        })
+    });
+
+    let handles: Vec<metrics::Counter> = label_values
+        .iter()
+        .map(|&[o, s, a]| {
+            metrics::counter!("metrics_counter", "outcome" => o, "user_scope" => s, "age_bucket" => a)
+        })
+        .collect();
+    group.bench_function("metrics_handle", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            cycle(iters, 0, |i| handles[black_box(i)].increment(1));
+            start.elapsed()
+        })
+    });
+
+    group.finish();
+    assert_eq!(
+        AgeBucket::ALL.len(),
+        AGES.len(),
+        "the shape covers every age bucket"
+    );
+}
+
+/// Time per op per thread with two threads on the same instrument. Both walk the
+/// same order; the second starts half a cycle later, so they share every cell
+/// and lock over time but rarely touch the same series at the same instant.
+fn two_threads(iters: u64, op: &(impl Fn(usize) + Sync)) -> Duration {
+    let barrier = Barrier::new(2);
+    let elapsed: Vec<Duration> = std::thread::scope(|s| {
+        let workers: Vec<_> = [0, SERIES / 2]
+            .into_iter()
+            .map(|offset| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    cycle(iters, offset, |i| op(black_box(i)));
+                    start.elapsed()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+    });
+    elapsed.into_iter().max().unwrap_or_default()
+}
+
+fn contended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("contended2");
+    let cells: Vec<AtomicU64> = (0..SERIES).map(|_| AtomicU64::new(0)).collect();
+    group.bench_function("atomic_floor", |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|i| {
+                cells[i].fetch_add(1, Ordering::Relaxed);
+            })
+        })
+    });
+
+    let provider = provider();
+    for (id, key_age_histogram) in [
+        ("outcometer_idempotency", false),
+        ("outcometer_idempotency_key_age", true),
+    ] {
+        let idempotency = IdempotencyCase::new(&provider, key_age_histogram);
+        group.bench_function(id, |b| {
+            b.iter_custom(|iters| two_threads(iters, &|i| idempotency.record(i)))
+        });
+    }
+
+    let counter = provider.meter("peers").u64_counter("otel.counter").build();
+    let attributes: Vec<[KeyValue; 3]> = (0..SERIES).map(key_values).collect();
+    group.bench_function("otel_counter_add", |b| {
+        b.iter_custom(|iters| two_threads(iters, &|i| counter.add(1, &attributes[i])))
+    });
+    group.finish();
+}
+
+/// Where `outcometer_idempotency_key_age`'s time goes: a miss only counts; a hit
+/// also records the key age into the SDK's bound histogram.
+fn by_outcome(c: &mut Criterion) {
+    let mut group = c.benchmark_group("record_detail");
+    let provider = provider();
+    let idempotency = IdempotencyCase::new(&provider, true);
+    for (name, outcome) in [
+        ("miss", IdempotencyOutcome::Miss),
+        ("hit", IdempotencyOutcome::Hit),
+    ] {
+        group.bench_with_input(
+            BenchmarkId::new("outcometer_idempotency", name),
+            &outcome,
+            |b, &outcome| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    cycle(iters, 0, |i| {
+                        let (_, scope, age) = idempotency.calls[black_box(i)];
+                        idempotency.recorder.record_outcome(outcome, scope, age);
+                    });
+                    start.elapsed()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, record, contended, by_outcome);
+criterion_main!(benches);

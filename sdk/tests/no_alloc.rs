@@ -1,0 +1,205 @@
+//! Recording allocates nothing: every record method, through a real OpenTelemetry
+//! provider, counted by a global allocator that counts this thread's allocations.
+//!
+//! Binding a histogram series happens once, on its first measurement (the SDK
+//! allocates its aggregator then), so each test records everything once before it
+//! counts. After that, no input — new users, new hosts, garbage URLs, any status —
+//! allocates: memory per instrument is fixed.
+
+#[allow(dead_code)] // this file needs only the provider
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use allocation_counter::measure;
+use common::user_provider;
+use outcometer::attr::ClosedSet;
+use outcometer::otel::OtelBackend;
+use outcometer::{
+    DeliveryRecorder, DeliveryResult, EndpointPolicy, ErrorKind, EventMetrics, IdempotencyMetrics,
+    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher, StoreOperation, UserScope,
+};
+
+const AGES: [Duration; 8] = [
+    Duration::ZERO,
+    Duration::from_secs(59),
+    Duration::from_secs(60),
+    Duration::from_secs(1_000),
+    Duration::from_secs(7_200),
+    Duration::from_secs(30_000),
+    Duration::from_secs(90_000),
+    Duration::MAX,
+];
+
+fn every_idempotency_call(m: &impl IdempotencyMetrics, scopes: &[UserScope]) {
+    for &scope in scopes {
+        for &outcome in IdempotencyOutcome::ALL {
+            m.record_outcome(outcome, scope, None);
+            for age in AGES {
+                m.record_outcome(outcome, scope, Some(age));
+            }
+        }
+        for age in AGES {
+            m.record_hit(scope, age);
+            m.record_conflict(scope, age);
+            m.record_in_flight(scope, age);
+            m.record_stale_lock_recovered(scope, age);
+        }
+        m.record_miss(scope);
+        m.record_fingerprint_duplicate(scope);
+    }
+    for &operation in StoreOperation::ALL {
+        m.record_store_fallback(operation);
+        for &kind in ErrorKind::ALL {
+            m.record_store_error(operation, kind);
+        }
+    }
+}
+
+#[test]
+fn idempotency_recording_allocates_nothing() {
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider);
+    for key_age_histogram in [false, true] {
+        let recorder = IdempotencyRecorder::builder()
+            .key_age_histogram(key_age_histogram)
+            .build(&backend)
+            .unwrap();
+        let keyed = IdempotencyRecorder::builder()
+            .scope_hasher(ScopeHasher::keyed(b"a deployment secret, 32 bytes!!!").unwrap())
+            .scope_prefix_len(3)
+            .build(&backend)
+            .unwrap();
+        let user_ids: Vec<String> = (0..256).map(|i| format!("user-{i}")).collect();
+        let scopes: Vec<UserScope> = (0..16u32)
+            .map(|d| UserScope::from_digest(d << 28 | d))
+            .chain([UserScope::ANONYMOUS])
+            .collect();
+        let shared: Arc<dyn IdempotencyMetrics> = Arc::new(recorder.clone());
+        let run = || {
+            every_idempotency_call(&recorder, &scopes);
+            every_idempotency_call(&shared, &scopes);
+            every_idempotency_call(&Some(&keyed), &scopes);
+            for id in &user_ids {
+                let scope = recorder.scope(id);
+                recorder.record_miss(scope);
+                keyed.record_hit(keyed.scope(id), Duration::from_secs(5));
+                std::hint::black_box(scope.hex());
+            }
+            recorder.record_miss(recorder.scope(""));
+        };
+        run();
+        let counted = measure(run);
+        assert_eq!(
+            counted.count_total, 0,
+            "key_age_histogram({key_age_histogram}): {counted:?}"
+        );
+    }
+}
+
+fn every_delivery_call(m: &DeliveryRecorder, urls: &[String]) {
+    for url in urls {
+        m.record_delivery_success(url, Duration::from_millis(12));
+        for status in [0, 100, 301, 400, 404, 429, 499, 500, 503, 520, 999, u16::MAX] {
+            m.record_delivery_failure(url, status, Duration::from_millis(40));
+        }
+        for &kind in ErrorKind::ALL {
+            m.record_delivery_error(url, kind, Duration::from_secs(10));
+        }
+        m.record_delivery_success(url, Duration::MAX);
+        m.record_retry(url);
+        m.record_dead_letter(url);
+        let endpoint = m.endpoint(url);
+        m.record_result(endpoint, DeliveryResult::Failure(418), Duration::ZERO);
+    }
+    m.increment_active_tasks();
+    m.decrement_active_tasks();
+    let _guard = m.track_active_task();
+}
+
+#[test]
+fn delivery_recording_allocates_nothing_and_new_hosts_add_no_memory() {
+    let (provider, _exporter) = user_provider();
+    let recorder = DeliveryRecorder::builder()
+        .endpoints(EndpointPolicy::FirstK(20))
+        .build(&OtelBackend::from_provider(&provider))
+        .unwrap();
+    let urls = |prefix: &str| -> Vec<String> {
+        (0..500)
+            .map(|i| format!("https://user:pw@{prefix}-{i}.Example.com:8443/hook?token={i}#f"))
+            .chain(["not a url".to_owned(), String::new(), "https://[::1".to_owned()])
+            .collect()
+    };
+    let first = urls("first");
+    every_delivery_call(&recorder, &first);
+    // Everything again, and then 500 hosts never seen: all of them fall into
+    // `_OTHER`, whose series already exist.
+    let again = measure(|| every_delivery_call(&recorder, &first));
+    assert_eq!(again.count_total, 0, "{again:?}");
+    let fresh = urls("fresh");
+    let new_hosts = measure(|| every_delivery_call(&recorder, &fresh));
+    assert_eq!(new_hosts.count_total, 0, "{new_hosts:?}");
+}
+
+#[test]
+fn the_counter_is_real() {
+    // The allocator this file installs counts: a test that could not fail is no test.
+    let counted = measure(|| {
+        std::hint::black_box(vec![1u8; 64]);
+    });
+    assert_eq!(counted.count_total, 1);
+}
+
+#[test]
+fn memory_per_instrument_is_fixed_at_build_and_bounded_by_its_series() {
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider);
+    let mut recorders = None;
+    let built = measure(|| {
+        recorders = Some((
+            IdempotencyRecorder::builder()
+                .key_age_histogram(true)
+                .build(&backend)
+                .unwrap(),
+            DeliveryRecorder::builder().build(&backend).unwrap(),
+        ))
+    });
+    let (idempotency, delivery) = recorders.expect("built");
+    let instruments: Vec<_> = idempotency
+        .instruments()
+        .into_iter()
+        .chain(delivery.instruments())
+        .collect();
+    let series: usize = instruments.iter().map(|d| d.series_bound()).sum();
+    // Ours: a cell (8 B) and a lazily filled label slot (24 B) per declared
+    // series, a bind slot (24 B) more for histograms. The SDK's: each instrument's
+    // attribute map, pre-sized for its cardinality limit (2,000 by default).
+    eprintln!(
+        "build: {} bytes retained for {} instruments, {series} series",
+        built.bytes_current,
+        instruments.len()
+    );
+    let bound = 64 * series + 200 * 1024 * instruments.len();
+    assert!(
+        built.bytes_current > 0 && (built.bytes_current as usize) < bound,
+        "{built:?}"
+    );
+
+    let scopes: Vec<UserScope> = (0..16u32)
+        .map(|d| UserScope::from_digest(d << 28))
+        .chain([UserScope::ANONYMOUS])
+        .collect();
+    let urls: Vec<String> = (0..25).map(|i| format!("https://h{i}.example/x")).collect();
+    let populate = || {
+        every_idempotency_call(&idempotency, &scopes);
+        every_delivery_call(&delivery, &urls);
+    };
+    let first = measure(populate);
+    eprintln!(
+        "first use of every series: {} bytes retained (histogram binds)",
+        first.bytes_current
+    );
+    let again = measure(populate);
+    assert_eq!((again.count_total, again.bytes_current), (0, 0), "{again:?}");
+}
