@@ -83,6 +83,19 @@ fn cycle(iters: u64, start: usize, mut op: impl FnMut(usize)) {
     }
 }
 
+/// Times `iters` calls of `op` over the cycle, on this thread.
+fn one_thread(iters: u64, op: impl FnMut(usize)) -> Duration {
+    let start = Instant::now();
+    cycle(iters, 0, op);
+    start.elapsed()
+}
+
+/// The idempotency recorder as configured by default, and with the opt-in histogram.
+const IDEMPOTENCY_VARIANTS: [(&str, bool); 2] = [
+    ("outcometer_idempotency", false),
+    ("outcometer_idempotency_key_age", true),
+];
+
 fn provider() -> SdkMeterProvider {
     SdkMeterProvider::builder()
         .with_reader(ManualReader::builder().build())
@@ -163,38 +176,27 @@ fn record(c: &mut Criterion) {
     let cells: Vec<AtomicU64> = (0..SERIES).map(|_| AtomicU64::new(0)).collect();
     group.bench_function("atomic_floor", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| {
+            one_thread(iters, |i| {
                 cells[black_box(i)].fetch_add(1, Ordering::Relaxed);
-            });
-            start.elapsed()
+            })
         })
     });
 
     let provider = provider();
-    for (id, key_age_histogram) in [
-        ("outcometer_idempotency", false),
-        ("outcometer_idempotency_key_age", true),
-    ] {
+    for (id, key_age_histogram) in IDEMPOTENCY_VARIANTS {
         let idempotency = IdempotencyCase::new(&provider, key_age_histogram);
         group.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                cycle(iters, 0, |i| idempotency.record(black_box(i)));
-                start.elapsed()
-            })
+            b.iter_custom(|iters| one_thread(iters, |i| idempotency.record(black_box(i))))
         });
     }
 
     let delivery = DeliveryCase::new(&provider);
     group.bench_function("outcometer_delivery", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| {
+            one_thread(iters, |i| {
                 let (endpoint, result, duration) = delivery.calls[black_box(i)];
                 delivery.recorder.record_result(endpoint, result, duration);
-            });
-            start.elapsed()
+            })
         })
     });
 
@@ -202,11 +204,9 @@ fn record(c: &mut Criterion) {
     let user_ids: Vec<String> = (0..SERIES).map(|i| format!("user-{i:06}")).collect();
     group.bench_function("user_scope_sha256", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| {
+            one_thread(iters, |i| {
                 black_box(hasher.scope(&user_ids[black_box(i)]));
-            });
-            start.elapsed()
+            })
         })
     });
 
@@ -216,51 +216,33 @@ fn record(c: &mut Criterion) {
 
     let counter = meter.u64_counter("otel.counter").build();
     group.bench_function("otel_counter_add", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| counter.add(1, &attributes[black_box(i)]));
-            start.elapsed()
-        })
+        b.iter_custom(|iters| one_thread(iters, |i| counter.add(1, &attributes[black_box(i)])))
     });
 
     let bound_counters: Vec<_> = attributes.iter().map(|kv| counter.bind(kv)).collect();
     group.bench_function("otel_counter_bound", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| bound_counters[black_box(i)].add(1));
-            start.elapsed()
-        })
+        b.iter_custom(|iters| one_thread(iters, |i| bound_counters[black_box(i)].add(1)))
     });
 
     let histogram = meter.f64_histogram("otel.histogram").build();
     group.bench_function("otel_histogram_record", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| histogram.record(ages[i], &attributes[black_box(i)]));
-            start.elapsed()
-        })
+        b.iter_custom(|iters| one_thread(iters, |i| histogram.record(ages[i], &attributes[black_box(i)])))
     });
 
     let bound_histograms: Vec<_> = attributes.iter().map(|kv| histogram.bind(kv)).collect();
     group.bench_function("otel_histogram_bound", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| bound_histograms[black_box(i)].record(ages[i]));
-            start.elapsed()
-        })
+        b.iter_custom(|iters| one_thread(iters, |i| bound_histograms[black_box(i)].record(ages[i])))
     });
 
     // What `outcometer_delivery` does, done by hand with OTel bound instruments:
     // the cheapest a user could record a counter and a histogram through the SDK.
     group.bench_function("otel_bound_counter_and_histogram", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| {
+            one_thread(iters, |i| {
                 let i = black_box(i);
                 bound_counters[i].add(1);
                 bound_histograms[i].record(ages[i]);
-            });
-            start.elapsed()
+            })
         })
     });
 
@@ -274,33 +256,25 @@ fn record(c: &mut Criterion) {
     let label_values: Vec<[&str; 3]> = (0..SERIES).map(labels).collect();
     group.bench_function("prometheus_vec_inc", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| {
+            one_thread(iters, |i| {
                 vec.with_label_values(&label_values[black_box(i)]).inc()
-            });
-            start.elapsed()
+            })
         })
     });
 
     let prebound: Vec<_> = label_values.iter().map(|l| vec.with_label_values(l)).collect();
     group.bench_function("prometheus_prebound_inc", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| prebound[black_box(i)].inc());
-            start.elapsed()
-        })
+        b.iter_custom(|iters| one_thread(iters, |i| prebound[black_box(i)].inc()))
     });
 
     metrics_recorder();
     group.bench_function("metrics_macro", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| {
+            one_thread(iters, |i| {
                 let [o, s, a] = label_values[black_box(i)];
                 metrics::counter!("metrics_counter", "outcome" => o, "user_scope" => s, "age_bucket" => a)
                     .increment(1);
-            });
-            start.elapsed()
+            })
         })
     });
 
@@ -311,11 +285,7 @@ fn record(c: &mut Criterion) {
         })
         .collect();
     group.bench_function("metrics_handle", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            cycle(iters, 0, |i| handles[black_box(i)].increment(1));
-            start.elapsed()
-        })
+        b.iter_custom(|iters| one_thread(iters, |i| handles[black_box(i)].increment(1)))
     });
 
     group.finish();
@@ -361,10 +331,7 @@ fn contended(c: &mut Criterion) {
     });
 
     let provider = provider();
-    for (id, key_age_histogram) in [
-        ("outcometer_idempotency", false),
-        ("outcometer_idempotency_key_age", true),
-    ] {
+    for (id, key_age_histogram) in IDEMPOTENCY_VARIANTS {
         let idempotency = IdempotencyCase::new(&provider, key_age_histogram);
         group.bench_function(id, |b| {
             b.iter_custom(|iters| two_threads(iters, &|i| idempotency.record(i)))
@@ -394,12 +361,10 @@ fn by_outcome(c: &mut Criterion) {
             &outcome,
             |b, &outcome| {
                 b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    cycle(iters, 0, |i| {
+                    one_thread(iters, |i| {
                         let (_, scope, age) = idempotency.calls[black_box(i)];
                         idempotency.recorder.record_outcome(outcome, scope, age);
-                    });
-                    start.elapsed()
+                    })
                 })
             },
         );
