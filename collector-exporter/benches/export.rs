@@ -16,9 +16,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
-use outcometer::attr::{AttrValue, Attribute, AttributeDoc, Dimension};
-use outcometer::catalog::catalog;
-use outcometer::instrument::{Backend, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace};
+use outcometer::catalog::register_shipped_families;
+use outcometer::toolkit::{
+    AttrValue, Attribute, AttributeDoc, Backend, Dimension, InstrumentDef, InstrumentSpec, Namespace, Series,
+};
 use outcometer::otel::OtelBackend;
 use outcometer_exporter::{ExporterKind, Telemetry};
 use prost::Message as _;
@@ -50,42 +51,23 @@ impl Dimension for Items {
     }
 }
 
-static ITEMS: InstrumentSpec = InstrumentSpec {
-    name: "bench.items",
-    kind: InstrumentKind::Counter,
-    unit: "{item}",
-    description: "Items.",
-    boundaries: &[],
-};
+static ITEMS: InstrumentSpec = InstrumentSpec::counter("bench.items", "{item}", "Items.");
 
 fn items_def() -> Arc<InstrumentDef> {
     Arc::new(InstrumentDef::new(&ITEMS, &Namespace::NONE, vec![Arc::new(Items)]).expect("5,000 series"))
 }
 
-/// Creates every catalog instrument on `backend` and puts a value in every series
-/// it declares, opt-in ones included: the worst case a scrape can see.
+/// Registers every shipped family on `backend` (opt-in instruments on) and puts a
+/// value in every series each declares: the worst case a scrape can see.
 fn populate_catalog(backend: &impl Backend) -> usize {
-    let mut series = 0;
-    for entry in catalog() {
-        let def = entry.def;
-        let bound = def.series_bound();
-        series += bound;
-        match def.spec().kind {
-            InstrumentKind::Counter => {
-                let counter = backend.counter(def);
-                (0..bound).for_each(|s| counter.add(s, 1 + s as u64));
-            }
-            InstrumentKind::UpDownCounter => {
-                let gauge = backend.up_down_counter(def);
-                (0..bound).for_each(|s| gauge.add(s, 1));
-            }
-            InstrumentKind::Histogram => {
-                let histogram = backend.histogram(def);
-                (0..bound).for_each(|s| histogram.record(s, 0.001 * s as f64));
-            }
+    register_shipped_families(backend).expect("the shipped families build");
+    let registry = backend.registry().expect("the pipeline backend has a registry");
+    for instrument in registry.instruments() {
+        for s in 0..instrument.def().series_bound() {
+            instrument.record_raw(s, 1.0 + 0.001 * s as f64);
         }
     }
-    series
+    registry.series_budget()
 }
 
 fn pull_only() -> Telemetry {
@@ -113,7 +95,7 @@ fn scrape(c: &mut Criterion) {
 
     let telemetry = pull_only();
     let counter = telemetry.backend().counter(items_def());
-    (0..SERIES).for_each(|s| counter.add(s, 1));
+    (0..SERIES).for_each(|s| counter.add(Series(s), 1));
     let service = telemetry.metrics_service().expect("pull endpoint");
     assert_eq!(service.render().matches("item=\"item-").count(), SERIES);
     group.bench_function("outcometer_5000", |b| b.iter(|| black_box(service.render())));
@@ -210,7 +192,7 @@ fn otlp(c: &mut Criterion) {
 
     let items = Manual::new();
     let counter = items.backend.counter(items_def());
-    (0..SERIES).for_each(|s| counter.add(s, 1));
+    (0..SERIES).for_each(|s| counter.add(Series(s), 1));
     group.bench_function("outcometer_5000", |b| b.iter(|| black_box(items.export())));
     group.finish();
 }

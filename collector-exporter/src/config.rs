@@ -63,6 +63,7 @@ pub struct TelemetryBuilder {
     pub(crate) prometheus_host: Option<String>,
     pub(crate) prometheus_port: Option<u16>,
     pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) namespace: Option<String>,
 }
 
 macro_rules! setters {
@@ -106,6 +107,10 @@ impl TelemetryBuilder {
         prometheus_port: prometheus_port = u16,
         /// How long shutdown may wait for the final flush (default 5 s).
         shutdown_timeout: shutdown_timeout = Duration,
+        /// Prefix of every outcometer instrument name built on this pipeline
+        /// (`wildside` → `wildside_idempotency_requests_total`); set once here,
+        /// not per recorder. Validated at build.
+        namespace: namespace = String,
     }
 
     /// Which exporters run (`OTEL_METRICS_EXPORTER`); an empty list means none.
@@ -263,7 +268,7 @@ fn check_endpoint(url: &str) -> Result<(), &'static str> {
         .or_else(|| url.strip_prefix("https://"))
         .ok_or("an http:// or https:// URL, e.g. http://localhost:4317")?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_ok = outcometer::attr::endpoint::host_of(url).is_some();
+    let host_ok = outcometer::toolkit::host_of(url).is_some();
     let port_ok = match authority.rsplit_once(':') {
         Some((_, port)) if !authority.ends_with(']') => port.parse::<u16>().is_ok(),
         _ => true,

@@ -64,6 +64,9 @@ pub enum SetupError {
         /// The cause.
         source: std::io::Error,
     },
+    /// An outcometer setting given in code is invalid (e.g. the namespace).
+    #[error(transparent)]
+    Config(#[from] outcometer::ConfigError),
     /// The pipeline did not shut down cleanly within its deadline.
     #[error("metrics shutdown did not complete: {0}")]
     Shutdown(String),

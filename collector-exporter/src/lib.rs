@@ -11,9 +11,10 @@
 //!
 //! let telemetry = Telemetry::builder()
 //!     .service_name("checkout")
+//!     .namespace("checkout")
 //!     .exporters([ExporterKind::Otlp, ExporterKind::Prometheus])
 //!     .build()?;
-//! let idempotency = IdempotencyRecorder::builder().namespace("checkout").build(&telemetry.backend())?;
+//! let idempotency = IdempotencyRecorder::builder().build(&telemetry.backend())?;
 //! // … record …
 //! telemetry.shutdown()?; // flushes the last interval
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -32,4 +33,4 @@ pub mod prometheus;
 pub use config::{ExporterKind, OtlpProtocol, ResolvedConfig, TelemetryBuilder, TemporalityPreference};
 pub use error::SetupError;
 pub use otlp::ExportHealth;
-pub use pipeline::{PipelineBackend, Telemetry};
+pub use pipeline::Telemetry;

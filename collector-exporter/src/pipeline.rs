@@ -1,37 +1,24 @@
 //! The provider, its readers and views, and the handle that owns their lifetime.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::metrics::{
-    Aggregation, Instrument, InstrumentKind, PeriodicReader, SdkMeterProvider, Stream,
-};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::Resource;
-use outcometer::instrument::{Backend, Counter, Histogram, InstrumentDef, UpDownCounter};
 use outcometer::otel::OtelBackend;
+use outcometer::toolkit::{Registry, RegisteredFamily};
 
 use crate::config::{ExporterKind, ResolvedConfig, TelemetryBuilder};
 use crate::error::SetupError;
 use crate::otlp::ExportHealth;
-
-/// What a view needs to know about a declared instrument.
-#[derive(Clone, Debug)]
-struct Declared {
-    series_bound: usize,
-    boundaries: &'static [f64],
-}
-
-type Declarations = Arc<RwLock<HashMap<String, Declared>>>;
 
 /// The running metrics pipeline. Shut it down to flush the last interval; dropping
 /// it without [`Telemetry::shutdown`] does the same with the configured deadline.
 pub struct Telemetry {
     provider: SdkMeterProvider,
     backend: OtelBackend,
-    declared: Declarations,
     config: ResolvedConfig,
     health: Arc<ExportHealth>,
     #[cfg(feature = "prometheus")]
@@ -53,18 +40,21 @@ impl std::fmt::Debug for Telemetry {
 impl TelemetryBuilder {
     /// Resolves the configuration against the process environment and starts the pipeline.
     pub fn build(self) -> Result<Telemetry, SetupError> {
-        Telemetry::start(self.resolve()?, true)
+        let namespace = self.namespace.clone();
+        Telemetry::start(self.resolve()?, namespace, true)
     }
 
     /// Like [`TelemetryBuilder::build`], with `env` standing in for the process environment.
     pub fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Telemetry, SetupError> {
-        Telemetry::start(self.resolve_with(env)?, true)
+        let namespace = self.namespace.clone();
+        Telemetry::start(self.resolve_with(env)?, namespace, true)
     }
 
     /// Builds the pipeline without starting the pull endpoint's own server, for
     /// applications that mount [`Telemetry::metrics_service`] in their router.
     pub fn build_without_pull_server(self) -> Result<Telemetry, SetupError> {
-        Telemetry::start(self.resolve()?, false)
+        let namespace = self.namespace.clone();
+        Telemetry::start(self.resolve()?, namespace, false)
     }
 }
 
@@ -79,8 +69,8 @@ impl Telemetry {
         Self::builder().build()
     }
 
-    fn start(config: ResolvedConfig, serve_pull: bool) -> Result<Telemetry, SetupError> {
-        let declared: Declarations = Arc::default();
+    fn start(config: ResolvedConfig, namespace: Option<String>, serve_pull: bool) -> Result<Telemetry, SetupError> {
+        let registry = Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget);
         let health = Arc::new(ExportHealth::default());
         let resource = Resource::builder_empty()
             .with_detector(Box::new(TelemetryResourceDetector))
@@ -91,10 +81,7 @@ impl Telemetry {
                     .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
             )
             .build();
-        let views = declared.clone();
-        let mut builder = SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_view(move |i: &Instrument| view(&views, i));
+        let mut builder = SdkMeterProvider::builder().with_resource(resource);
         #[cfg(feature = "prometheus")]
         let mut pull = None;
         for kind in &config.exporters {
@@ -134,11 +121,10 @@ impl Telemetry {
                 }
             }
         }
-        let provider = builder.build();
+        let (provider, backend) = OtelBackend::with_views(builder);
         Ok(Telemetry {
-            backend: OtelBackend::from_provider(&provider),
+            backend: backend.with_registry(registry),
             provider,
-            declared,
             config,
             health,
             #[cfg(feature = "prometheus")]
@@ -152,11 +138,21 @@ impl Telemetry {
         &self.provider
     }
 
-    /// The backend to build outcometer recorders on. It declares each instrument's
-    /// series bound and boundaries to this pipeline's views before creating it, so
-    /// the cardinality limit is the declared bound and nothing real overflows.
-    pub fn backend(&self) -> PipelineBackend<'_> {
-        PipelineBackend { telemetry: self }
+    /// The backend to build outcometer recorders on (clones share one registry).
+    /// It declares each instrument's series bound and boundaries to this
+    /// pipeline's views before creating it, so the cardinality limit is the
+    /// declared bound and nothing real overflows; and a family built twice on it
+    /// shares one set of cells.
+    pub fn backend(&self) -> OtelBackend {
+        self.backend.clone()
+    }
+
+    /// The series budget: the sum of the declared worst cases of every family
+    /// built on this pipeline, the overflow meta counter included. Each
+    /// registration also logs it once (`tracing`, info).
+    pub fn series_budget(&self) -> usize {
+        use outcometer::toolkit::Backend as _;
+        self.backend.registry().map_or(0, Registry::series_budget)
     }
 
     /// The resolved configuration.
@@ -251,52 +247,15 @@ fn periodic<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>(
         .build()
 }
 
-fn view(declared: &Declarations, instrument: &Instrument) -> Option<Stream> {
-    let declared = declared.read().unwrap_or_else(PoisonError::into_inner);
-    let d = declared.get(instrument.name())?;
-    let mut stream = Stream::builder().with_cardinality_limit(d.series_bound + 1);
-    if instrument.kind() == InstrumentKind::Histogram && !d.boundaries.is_empty() {
-        stream = stream.with_aggregation(Aggregation::ExplicitBucketHistogram {
-            boundaries: d.boundaries.to_vec(),
-            record_min_max: true,
-        });
-    }
-    stream.build().ok()
-}
-
-/// [`Telemetry::backend`]: declares, then delegates to the OpenTelemetry adapter.
-#[derive(Debug)]
-pub struct PipelineBackend<'a> {
-    telemetry: &'a Telemetry,
-}
-
-impl PipelineBackend<'_> {
-    fn declare(&self, def: &InstrumentDef) {
-        self.telemetry
-            .declared
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                def.name().to_owned(),
-                Declared {
-                    series_bound: def.series_bound(),
-                    boundaries: def.spec().boundaries,
-                },
-            );
-    }
-}
-
-impl Backend for PipelineBackend<'_> {
-    fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
-        self.declare(&def);
-        self.telemetry.backend.counter(def)
-    }
-    fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
-        self.declare(&def);
-        self.telemetry.backend.up_down_counter(def)
-    }
-    fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
-        self.declare(&def);
-        self.telemetry.backend.histogram(def)
-    }
+/// Logs each family as it registers, with the series budget after it.
+fn log_budget(family: &RegisteredFamily, budget: usize) {
+    tracing::info!(
+        family = family.name,
+        instruments = family.instruments.len(),
+        series = family.series_bound(),
+        series_budget = budget,
+        "outcometer: registered family `{}` ({} series); series budget now {budget}",
+        family.name,
+        family.series_bound(),
+    );
 }

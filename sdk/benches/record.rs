@@ -16,7 +16,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 use outcometer::otel::OtelBackend;
 use outcometer::{
-    attr::ClosedSet, AgeBucket, DeliveryRecorder, DeliveryResult, Endpoint, ErrorKind, IdempotencyMetrics,
+    AgeBucket, DeliveryRecorder, DeliveryResult, Endpoint, ErrorKind, IdempotencyMetrics,
     IdempotencyOutcome, IdempotencyRecorder, ScopeHasher, UserScope,
 };
 

@@ -6,61 +6,57 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::idempotency::KEY_AGE;
-use crate::instrument::{
-    Backend, Counter, Histogram, HistogramSink, InstrumentDef, InstrumentKind, UpDownCounter,
-};
+use crate::backend::{Backend, Detached};
+use crate::error::ConfigError;
+use crate::instrument::{InstrumentDef, InstrumentKind};
+use crate::registry::{self, Family, Registry};
 use crate::{DeliveryRecorder, IdempotencyRecorder};
-
-/// A backend that exports nothing; used to enumerate definitions.
-struct Detached;
-
-struct DropSink;
-
-impl HistogramSink for DropSink {
-    fn record(&self, _: usize, _: f64) {}
-}
-
-impl Backend for Detached {
-    fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
-        Counter::new(def)
-    }
-    fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
-        UpDownCounter::new(def)
-    }
-    fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
-        Histogram::new(def, Arc::new(DropSink))
-    }
-}
 
 /// One instrument of the catalog.
 #[derive(Debug)]
 pub struct CatalogEntry {
-    /// The definition, with default configuration and no namespace.
+    /// The family that declares it.
+    pub family: &'static str,
+    /// The definition.
     pub def: Arc<InstrumentDef>,
     /// `None` when exported by default; otherwise the builder call that turns it on.
     pub opt_in: Option<&'static str>,
 }
 
-/// Every instrument of every family, opt-in ones included, in catalog order.
-pub fn catalog() -> Vec<CatalogEntry> {
-    let mut all = Vec::new();
-    if let Ok(r) = IdempotencyRecorder::builder()
-        .key_age_histogram(true)
-        .build(&Detached)
-    {
-        all.extend(r.instruments());
-    }
-    if let Ok(r) = DeliveryRecorder::builder().build(&Detached) {
-        all.extend(r.instruments());
-    }
-    all.into_iter()
-        .map(|def| CatalogEntry {
-            opt_in: std::ptr::eq(def.spec(), &KEY_AGE)
-                .then_some("IdempotencyRecorder::builder().key_age_histogram(true)"),
-            def,
+fn register<F: Family>(backend: &(impl Backend + ?Sized)) -> Result<(), ConfigError> {
+    registry::build::<F>(backend, F::catalog_config()).map(drop)
+}
+
+/// Registers every family this crate ships, in catalog order, each with its
+/// catalog config (defaults, opt-in instruments on). A new family file adds its
+/// line here and nowhere else.
+pub fn register_shipped_families(backend: &(impl Backend + ?Sized)) -> Result<(), ConfigError> {
+    register::<IdempotencyRecorder>(backend)?;
+    register::<DeliveryRecorder>(backend)?;
+    Ok(())
+}
+
+/// The catalog of every family registered in `registry`, in registration order.
+pub fn catalog_of(registry: &Registry) -> Vec<CatalogEntry> {
+    registry
+        .families()
+        .into_iter()
+        .flat_map(|family| {
+            family.instruments.into_iter().map(move |i| CatalogEntry {
+                family: family.name,
+                opt_in: i.def().spec().opt_in_call(),
+                def: i.def().clone(),
+            })
         })
         .collect()
+}
+
+/// Every instrument of every shipped family, opt-in ones included, with no namespace.
+pub fn catalog() -> Vec<CatalogEntry> {
+    let backend = Detached::with_registry(Registry::default());
+    // The shipped families' defaults are valid; a failure here is caught by tests.
+    let _ = register_shipped_families(&backend);
+    backend.registry().map(catalog_of).unwrap_or_default()
 }
 
 /// Every instrument a default configuration exports, with no namespace.
@@ -87,13 +83,13 @@ pub fn prometheus_name(def: &InstrumentDef) -> String {
             }
         })
         .collect();
-    match def.spec().unit {
+    match def.spec().unit() {
         "s" => name.push_str("_seconds"),
         "By" => name.push_str("_bytes"),
-        "1" if def.spec().kind != InstrumentKind::Counter => name.push_str("_ratio"),
+        "1" if def.spec().kind() != InstrumentKind::Counter => name.push_str("_ratio"),
         _ => {}
     }
-    if def.spec().kind == InstrumentKind::Counter {
+    if def.spec().kind() == InstrumentKind::Counter {
         name.push_str("_total");
     }
     name
@@ -109,7 +105,7 @@ pub fn render_markdown(entries: &[CatalogEntry]) -> String {
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     let (mut total, mut opt_in_total) = (0usize, 0usize);
-    for CatalogEntry { def, opt_in } in entries {
+    for CatalogEntry { def, opt_in, .. } in entries {
         if opt_in.is_some() {
             opt_in_total += def.series_bound();
         } else {
@@ -121,8 +117,8 @@ pub fn render_markdown(entries: &[CatalogEntry]) -> String {
             def.name(),
             if opt_in.is_some() { " (opt-in)" } else { "" },
             prometheus_name(def),
-            def.spec().kind.as_str(),
-            def.spec().unit
+            def.spec().kind().as_str(),
+            def.spec().unit()
         );
         let bound = format!(
             "{} ({})",
@@ -147,7 +143,7 @@ pub fn render_markdown(entries: &[CatalogEntry]) -> String {
         "| **all, by default** | | | | | | **{total}** (+{opt_in_total} opt-in) |"
     );
     let _ = writeln!(out);
-    for CatalogEntry { def, opt_in } in entries {
+    for CatalogEntry { def, opt_in, .. } in entries {
         if let Some(call) = opt_in {
             let _ = writeln!(out, "- `{}` is opt-in: `{call}`", def.name());
         }
@@ -155,14 +151,14 @@ pub fn render_markdown(entries: &[CatalogEntry]) -> String {
     for def in entries
         .iter()
         .map(|e| &e.def)
-        .filter(|d| d.spec().kind == InstrumentKind::Histogram)
+        .filter(|d| d.spec().kind() == InstrumentKind::Histogram)
     {
         let _ = writeln!(
             out,
             "- `{}` bucket boundaries ({}): `{:?}`",
             def.name(),
-            def.spec().unit,
-            def.spec().boundaries
+            def.spec().unit(),
+            def.spec().boundaries()
         );
     }
     out

@@ -20,7 +20,7 @@ pub enum ConfigError {
     /// The user-scope prefix length is not 1 to 8 hex characters.
     #[error(
         "user scope prefix length {len} is out of range: use 1 to 8 hex characters \
-         (1 keeps the idempotency counter under 2000 series; each extra character multiplies it by 16)"
+         (1–3 give every prefix a series, 17 to 4,097 values; 4–8 admit the first K prefixes seen, default 1,000)"
     )]
     ScopePrefixLenOutOfRange {
         /// The rejected length.
@@ -37,33 +37,98 @@ pub enum ConfigError {
         /// The minimum.
         min: usize,
     },
-    /// An endpoint allow-list with no hosts.
-    #[error("endpoint allow-list is empty: list at least one host, or use first-K admission")]
-    EmptyAllowList,
-    /// An allow-list entry that is not a bare host name.
+    /// An admission with nothing to admit (K = 0 and an empty allow-list).
     #[error(
-        "endpoint allow-list entry {entry:?} is not a host name: give the bare host \
-         (e.g. \"hooks.example.com\"), without scheme, port, path or credentials"
+        "admission for attribute `{attribute}` admits nothing: set first-K to at least 1, \
+         or list at least one allowed value"
     )]
-    InvalidAllowedHost {
+    NothingAdmitted {
+        /// The attribute key.
+        attribute: &'static str,
+    },
+    /// An allow-list entry the attribute's normaliser does not accept as it is.
+    #[error(
+        "allow-list entry {entry:?} for attribute `{attribute}` is not a valid value ({expected}): \
+         give the value exactly as it should appear (e.g. a bare host \"hooks.example.com\")"
+    )]
+    InvalidAllowListEntry {
+        /// The attribute key.
+        attribute: &'static str,
         /// The rejected entry.
         entry: String,
+        /// What the normaliser keeps.
+        expected: &'static str,
     },
-    /// First-K admission with K = 0.
-    #[error("endpoint admission K is 0: admit at least 1 host (the default is 20), or use an allow-list")]
-    ZeroAdmittedHosts,
-    /// More hosts than the admission can scan cheaply.
-    #[error("endpoint admission of {k} hosts exceeds the maximum of {max}; lower K or the allow-list")]
-    TooManyAdmittedHosts {
-        /// The requested count.
-        k: usize,
+    /// More admitted values than one admission holds.
+    #[error(
+        "admission for attribute `{attribute}` of {capacity} values exceeds the maximum of {max}: \
+         lower K or the allow-list (detail belongs in traces)"
+    )]
+    TooManyAdmitted {
+        /// The attribute key.
+        attribute: &'static str,
+        /// Allow-list length plus K.
+        capacity: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A family whose instrument name another family (or itself) already uses.
+    #[error(
+        "instrument {instrument} of family `{family}` is already declared by family `{other_family}`: \
+         give one of them another name or namespace"
+    )]
+    DuplicateInstrument {
+        /// The instrument name.
+        instrument: String,
+        /// The family being built.
+        family: &'static str,
+        /// The family that declared it first.
+        other_family: &'static str,
+    },
+    /// The same family built twice on one backend with different configurations.
+    #[error(
+        "family `{family}` is already built on this backend with a different configuration: \
+         build it once and clone the recorder (clones share cells), or use the same settings"
+    )]
+    FamilyConfigConflict {
+        /// The family name.
+        family: &'static str,
+    },
+    /// A handle typed with coordinates that do not match its dimensions.
+    #[error(
+        "instrument {instrument} is addressed by coordinates that do not match its dimensions ({dimensions}): \
+         list the dimensions in the same order as the coordinate tuple"
+    )]
+    CoordinatesMismatch {
+        /// The instrument name.
+        instrument: String,
+        /// Its attribute keys.
+        dimensions: String,
+    },
+    /// A spec built as another kind than it declares.
+    #[error("instrument {instrument} is declared as a {declared} but built as a {built}: use the matching builder method")]
+    KindMismatch {
+        /// The instrument name.
+        instrument: String,
+        /// The spec's kind.
+        declared: &'static str,
+        /// The builder method's kind.
+        built: &'static str,
+    },
+    /// More dimensions than an instrument may have.
+    #[error("instrument {instrument} has {count} dimensions, over the maximum of {max}: join correlated attributes into one dimension")]
+    TooManyDimensions {
+        /// The instrument name.
+        instrument: String,
+        /// How many it has.
+        count: usize,
         /// The maximum.
         max: usize,
     },
     /// An instrument whose worst case would need more series than memory allows.
     #[error(
         "instrument {instrument} would have up to {bound} series, over the limit of {max}: \
-         lower the user scope prefix length or the endpoint K (detail belongs in traces)"
+         lower the user scope prefix length or an admission's K (detail belongs in traces)"
     )]
     SeriesBoundTooLarge {
         /// The instrument name.

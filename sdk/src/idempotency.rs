@@ -1,4 +1,4 @@
-//! Idempotency outcomes (seeds 000 and 002) and their recorder.
+//! Idempotency outcomes and their recorder.
 //!
 //! Request outcomes share one counter, `idempotency.requests{outcome,user_scope,age_bucket}`,
 //! so ratios are one PromQL division. Store health is kept apart: a fallback or a
@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use crate::attr::age::{AgeBucket, AGE_BUCKET_EDGES_SECONDS};
 use crate::attr::error_kind::ErrorKind;
-use crate::attr::user_scope::{ScopeHasher, ScopePrefixLen, UserScope, UserScopeDimension};
-use crate::attr::{ClosedSet, EnumDimension};
-use crate::error::ConfigError;
-use crate::instrument::{
-    Backend, Counter, Histogram, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace,
+use crate::attr::user_scope::{
+    ScopeCoord, ScopeHasher, ScopePrefixLen, UserScope, UserScopeDimension, DEFAULT_ADMITTED_SCOPES,
 };
+use crate::attr::{closed, Dimension};
+use crate::backend::Backend;
+use crate::cells::{Counter, Histogram};
+use crate::error::ConfigError;
+use crate::instrument::InstrumentSpec;
+use crate::registry::{self, Family, FamilyBuilder};
 
 crate::closed_set! {
     /// How an idempotency check ended for one request.
@@ -73,153 +76,137 @@ impl IdempotencyOutcome {
     }
 }
 
-/// The idempotency metrics port (seed 000), synchronous on purpose.
-///
-/// Recording is an in-memory update that cannot fail; an `async fn` returning
-/// `Result` here (as in the seed) forces every caller to `.await` an atomic add
-/// and to decide what to do with an error that cannot happen.
-pub trait IdempotencyMetrics: Send + Sync {
-    /// Records one request's outcome. `key_age` is the age of the reused key;
-    /// it is ignored (`age_bucket="n/a"`) for outcomes that reuse no key.
-    fn record_outcome(&self, outcome: IdempotencyOutcome, scope: UserScope, key_age: Option<Duration>);
-
-    /// The primary store failed and a fallback store answered.
-    fn record_store_fallback(&self, operation: StoreOperation);
-
-    /// No store could answer; the request was served without idempotency (fail-open).
-    fn record_store_error(&self, operation: StoreOperation, kind: ErrorKind);
-
-    /// A new key, or no key.
-    fn record_miss(&self, scope: UserScope) {
-        self.record_outcome(IdempotencyOutcome::Miss, scope, None);
-    }
-
-    /// A replay of a key `key_age` old.
-    fn record_hit(&self, scope: UserScope, key_age: Duration) {
-        self.record_outcome(IdempotencyOutcome::Hit, scope, Some(key_age));
-    }
-
-    /// A reuse of a key `key_age` old with a different payload.
-    fn record_conflict(&self, scope: UserScope, key_age: Duration) {
-        self.record_outcome(IdempotencyOutcome::Conflict, scope, Some(key_age));
-    }
-
-    /// A reuse of a key whose first request, `key_age` ago, is still running.
-    fn record_in_flight(&self, scope: UserScope, key_age: Duration) {
-        self.record_outcome(IdempotencyOutcome::InFlight, scope, Some(key_age));
-    }
-
-    /// A lock `lock_age` old was stale and taken over.
-    fn record_stale_lock_recovered(&self, scope: UserScope, lock_age: Duration) {
-        self.record_outcome(IdempotencyOutcome::StaleLockRecovered, scope, Some(lock_age));
-    }
-
-    /// A keyless duplicate caught by content fingerprint.
-    fn record_fingerprint_duplicate(&self, scope: UserScope) {
-        self.record_outcome(IdempotencyOutcome::FingerprintDuplicate, scope, None);
-    }
-}
-
-macro_rules! forward_idempotency_metrics {
-    ($($ty:ty),+) => {$(
-        impl<T: IdempotencyMetrics + ?Sized> IdempotencyMetrics for $ty {
-            fn record_outcome(&self, outcome: IdempotencyOutcome, scope: UserScope, key_age: Option<Duration>) {
-                (**self).record_outcome(outcome, scope, key_age)
+crate::port! {
+    /// The idempotency metrics port: what request handlers record through.
+    ///
+    /// A *port* is the trait application code depends on, so tests and disabled
+    /// builds can pass [`NoopIdempotencyMetrics`] instead of the recorder. It is
+    /// synchronous on purpose: recording is an in-memory update that cannot fail,
+    /// and an `async fn` returning `Result` would force every caller to `.await`
+    /// an atomic add and handle an error that cannot happen.
+    pub trait IdempotencyMetrics {
+        /// Records one request's outcome. `key_age` is the age of the reused key;
+        /// it is ignored (`age_bucket="n/a"`) for outcomes that reuse no key.
+        fn record_outcome(&self, outcome: IdempotencyOutcome, scope: UserScope, key_age: Option<Duration>);
+        /// How long a request with `outcome` took to answer (replays against runs);
+        /// recorded only when the request-duration histogram is on.
+        fn record_request_duration(&self, outcome: IdempotencyOutcome, duration: Duration);
+        /// The primary store failed and a fallback store answered.
+        fn record_store_fallback(&self, operation: StoreOperation);
+        /// No store could answer; the request was served without idempotency (fail-open).
+        fn record_store_error(&self, operation: StoreOperation, kind: ErrorKind);
+        provided {
+            /// A new key, or no key.
+            fn record_miss(&self, scope: UserScope) {
+                self.record_outcome(IdempotencyOutcome::Miss, scope, None);
             }
-            fn record_store_fallback(&self, operation: StoreOperation) {
-                (**self).record_store_fallback(operation)
+            /// A replay of a key `key_age` old.
+            fn record_hit(&self, scope: UserScope, key_age: Duration) {
+                self.record_outcome(IdempotencyOutcome::Hit, scope, Some(key_age));
             }
-            fn record_store_error(&self, operation: StoreOperation, kind: ErrorKind) {
-                (**self).record_store_error(operation, kind)
+            /// A reuse of a key `key_age` old with a different payload.
+            fn record_conflict(&self, scope: UserScope, key_age: Duration) {
+                self.record_outcome(IdempotencyOutcome::Conflict, scope, Some(key_age));
+            }
+            /// A reuse of a key whose first request, `key_age` ago, is still running.
+            fn record_in_flight(&self, scope: UserScope, key_age: Duration) {
+                self.record_outcome(IdempotencyOutcome::InFlight, scope, Some(key_age));
+            }
+            /// A lock `lock_age` old was stale and taken over.
+            fn record_stale_lock_recovered(&self, scope: UserScope, lock_age: Duration) {
+                self.record_outcome(IdempotencyOutcome::StaleLockRecovered, scope, Some(lock_age));
+            }
+            /// A keyless duplicate caught by content fingerprint.
+            fn record_fingerprint_duplicate(&self, scope: UserScope) {
+                self.record_outcome(IdempotencyOutcome::FingerprintDuplicate, scope, None);
             }
         }
-    )+};
-}
-forward_idempotency_metrics!(&T, Arc<T>, Box<T>);
-
-impl<T: IdempotencyMetrics> IdempotencyMetrics for Option<T> {
-    fn record_outcome(&self, outcome: IdempotencyOutcome, scope: UserScope, key_age: Option<Duration>) {
-        if let Some(inner) = self {
-            inner.record_outcome(outcome, scope, key_age)
-        }
     }
-    fn record_store_fallback(&self, operation: StoreOperation) {
-        if let Some(inner) = self {
-            inner.record_store_fallback(operation)
-        }
-    }
-    fn record_store_error(&self, operation: StoreOperation, kind: ErrorKind) {
-        if let Some(inner) = self {
-            inner.record_store_error(operation, kind)
-        }
-    }
+    /// Records nothing, at no cost.
+    noop NoopIdempotencyMetrics;
 }
 
-/// Records nothing, at no cost.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoopIdempotencyMetrics;
+/// Bucket boundaries of `idempotency.request.duration` (seconds): from a fast
+/// replay out of a cache (1 ms) to a slow run (10 s).
+pub const REQUEST_DURATION_BOUNDARIES_SECONDS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 
-impl IdempotencyMetrics for NoopIdempotencyMetrics {
-    fn record_outcome(&self, _: IdempotencyOutcome, _: UserScope, _: Option<Duration>) {}
-    fn record_store_fallback(&self, _: StoreOperation) {}
-    fn record_store_error(&self, _: StoreOperation, _: ErrorKind) {}
+static REQUESTS: InstrumentSpec = InstrumentSpec::counter(
+    "idempotency.requests",
+    "{request}",
+    "Requests checked for idempotency, by outcome, anonymised user scope and key age.",
+);
+static KEY_AGE: InstrumentSpec = InstrumentSpec::histogram(
+    "idempotency.key.age",
+    "s",
+    "Age of an idempotency key when it was reused.",
+    &AGE_BUCKET_EDGES_SECONDS,
+)
+.opt_in("IdempotencyRecorder::builder().key_age_histogram(true)");
+static REQUEST_DURATION: InstrumentSpec = InstrumentSpec::histogram(
+    "idempotency.request.duration",
+    "s",
+    "Time to answer a request checked for idempotency, by outcome: replays against runs.",
+    &REQUEST_DURATION_BOUNDARIES_SECONDS,
+)
+.opt_in("IdempotencyRecorder::builder().request_duration_histogram(true)");
+static STORE_FALLBACKS: InstrumentSpec = InstrumentSpec::counter(
+    "idempotency.store.fallbacks",
+    "{operation}",
+    "Idempotency-store operations answered by the fallback store after the primary failed.",
+);
+static STORE_ERRORS: InstrumentSpec = InstrumentSpec::counter(
+    "idempotency.store.errors",
+    "{error}",
+    "Idempotency-store operations no store could answer; the request was served fail-open.",
+);
+
+/// What an idempotency family is built with; two builds with equal configs share cells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdempotencyConfig {
+    /// Hex characters of the user scope kept in the metric label (1–8).
+    pub scope_prefix_len: u8,
+    /// For prefixes of 4–8 characters: how many distinct prefixes keep their value.
+    pub admitted_scopes: usize,
+    /// Whether `idempotency.key.age` is recorded.
+    pub key_age_histogram: bool,
+    /// Whether `idempotency.request.duration` is recorded.
+    pub request_duration_histogram: bool,
 }
 
-/// `idempotency.requests`.
-pub static REQUESTS: InstrumentSpec = InstrumentSpec {
-    name: "idempotency.requests",
-    kind: InstrumentKind::Counter,
-    unit: "{request}",
-    description: "Requests checked for idempotency, by outcome, anonymised user scope and key age.",
-    boundaries: &[],
-};
-
-/// `idempotency.key.age`.
-pub static KEY_AGE: InstrumentSpec = InstrumentSpec {
-    name: "idempotency.key.age",
-    kind: InstrumentKind::Histogram,
-    unit: "s",
-    description: "Age of an idempotency key when it was reused.",
-    boundaries: &AGE_BUCKET_EDGES_SECONDS,
-};
-
-/// `idempotency.store.fallbacks`.
-pub static STORE_FALLBACKS: InstrumentSpec = InstrumentSpec {
-    name: "idempotency.store.fallbacks",
-    kind: InstrumentKind::Counter,
-    unit: "{operation}",
-    description: "Idempotency-store operations answered by the fallback store after the primary failed.",
-    boundaries: &[],
-};
-
-/// `idempotency.store.errors`.
-pub static STORE_ERRORS: InstrumentSpec = InstrumentSpec {
-    name: "idempotency.store.errors",
-    kind: InstrumentKind::Counter,
-    unit: "{error}",
-    description: "Idempotency-store operations no store could answer; the request was served fail-open.",
-    boundaries: &[],
-};
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            scope_prefix_len: ScopePrefixLen::DEFAULT.get(),
+            admitted_scopes: DEFAULT_ADMITTED_SCOPES,
+            key_age_histogram: false,
+            request_duration_histogram: false,
+        }
+    }
+}
 
 /// Builds an [`IdempotencyRecorder`].
 #[derive(Clone, Debug, Default)]
 pub struct IdempotencyRecorderBuilder {
-    namespace: String,
-    scope_prefix_len: Option<u8>,
+    config: IdempotencyConfig,
     hasher: ScopeHasher,
-    key_age_histogram: bool,
 }
 
 impl IdempotencyRecorderBuilder {
-    /// Prefix every instrument name (`wildside` → `wildside_idempotency_requests_total`).
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
+    /// Hex characters of the user scope kept in the metric label (1–8; default 1).
+    /// 1–3 give every prefix a series (17, 257, 4,097 values); 4–8 admit the first
+    /// [`admitted_scopes`](Self::admitted_scopes) prefixes seen and fold the rest
+    /// into `_OTHER`, so 8 yields full 8-hex scopes under a declared bound.
+    pub fn scope_prefix_len(mut self, len: u8) -> Self {
+        self.config.scope_prefix_len = len;
         self
     }
 
-    /// Hex characters of the user scope kept in the metric label (1–8; default 1).
-    pub fn scope_prefix_len(mut self, len: u8) -> Self {
-        self.scope_prefix_len = Some(len);
+    /// For prefix lengths 4–8: how many distinct prefixes keep their own value (default 1,000).
+    pub fn admitted_scopes(mut self, k: usize) -> Self {
+        self.config.admitted_scopes = k;
         self
     }
 
@@ -236,72 +223,82 @@ impl IdempotencyRecorderBuilder {
     /// takes a lock, shared by every thread recording the same outcome
     /// (docs/adr/0003-record-path.md).
     pub fn key_age_histogram(mut self, enabled: bool) -> Self {
-        self.key_age_histogram = enabled;
+        self.config.key_age_histogram = enabled;
         self
     }
 
-    /// Validates the configuration and creates the instruments on `backend`.
-    pub fn build(self, backend: &impl Backend) -> Result<IdempotencyRecorder, ConfigError> {
-        let namespace = Namespace::new(&self.namespace)?;
-        let prefix = self
-            .scope_prefix_len
-            .map_or(Ok(ScopePrefixLen::DEFAULT), ScopePrefixLen::new)?;
-        let requests = InstrumentDef::new(
-            &REQUESTS,
-            &namespace,
-            vec![
-                Arc::new(EnumDimension::<IdempotencyOutcome>::new()),
-                Arc::new(UserScopeDimension { prefix }),
-                Arc::new(EnumDimension::<AgeBucket>::new()),
-            ],
-        )?;
-        let key_age = InstrumentDef::new(
-            &KEY_AGE,
-            &namespace,
-            vec![Arc::new(EnumDimension::<KeyReuse>::new())],
-        )?;
-        let fallbacks = InstrumentDef::new(
-            &STORE_FALLBACKS,
-            &namespace,
-            vec![Arc::new(EnumDimension::<StoreOperation>::new())],
-        )?;
-        let errors = InstrumentDef::new(
-            &STORE_ERRORS,
-            &namespace,
-            vec![
-                Arc::new(EnumDimension::<StoreOperation>::new()),
-                Arc::new(EnumDimension::<ErrorKind>::new()),
-            ],
-        )?;
-        Ok(IdempotencyRecorder {
-            requests: backend.counter(Arc::new(requests)),
-            key_age: self
-                .key_age_histogram
-                .then(|| backend.histogram(Arc::new(key_age))),
-            store_fallbacks: backend.counter(Arc::new(fallbacks)),
-            store_errors: backend.counter(Arc::new(errors)),
-            scopes: prefix.prefix_count() + 1,
-            prefix,
-            hasher: self.hasher,
-        })
+    /// Also record how long each request took, by outcome, in the
+    /// `idempotency.request.duration` histogram (default off): replays should be
+    /// far faster than runs, and a slow replay means a slow store.
+    pub fn request_duration_histogram(mut self, enabled: bool) -> Self {
+        self.config.request_duration_histogram = enabled;
+        self
+    }
+
+    /// Validates the configuration and creates the instruments on `backend`, or
+    /// returns a recorder sharing the cells of the one already built there.
+    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<IdempotencyRecorder, ConfigError> {
+        let mut recorder = registry::build::<IdempotencyRecorder>(backend, self.config)?;
+        recorder.hasher = self.hasher;
+        Ok(recorder)
     }
 }
 
 /// The idempotency recorder: pre-indexed instruments on any [`Backend`].
+///
+/// Clones are cheap and share cells; so do recorders built twice on one backend.
 #[derive(Clone, Debug)]
 pub struct IdempotencyRecorder {
-    requests: Counter,
-    key_age: Option<Histogram>,
-    store_fallbacks: Counter,
-    store_errors: Counter,
-    prefix: ScopePrefixLen,
-    scopes: usize,
+    requests: Counter<(IdempotencyOutcome, ScopeCoord, AgeBucket)>,
+    scopes: Arc<UserScopeDimension>,
+    key_age: Option<Histogram<KeyReuse>>,
+    request_duration: Option<Histogram<IdempotencyOutcome>>,
+    store_fallbacks: Counter<StoreOperation>,
+    store_errors: Counter<(StoreOperation, ErrorKind)>,
     hasher: ScopeHasher,
 }
 
+impl Family for IdempotencyRecorder {
+    const NAME: &'static str = "idempotency";
+    type Config = IdempotencyConfig;
+
+    fn build(config: &IdempotencyConfig, family: &mut FamilyBuilder<'_>) -> Result<Self, ConfigError> {
+        let prefix = ScopePrefixLen::new(config.scope_prefix_len)?;
+        let scopes = Arc::new(UserScopeDimension::new(prefix, config.admitted_scopes)?);
+        let scope_dim: Arc<dyn Dimension> = scopes.clone();
+        let outcome = closed::<IdempotencyOutcome>;
+        Ok(IdempotencyRecorder {
+            requests: family.counter(&REQUESTS, vec![outcome(), scope_dim, closed::<AgeBucket>()])?,
+            key_age: match config.key_age_histogram {
+                true => Some(family.histogram(&KEY_AGE, vec![closed::<KeyReuse>()])?),
+                false => None,
+            },
+            request_duration: match config.request_duration_histogram {
+                true => Some(family.histogram(&REQUEST_DURATION, vec![outcome()])?),
+                false => None,
+            },
+            store_fallbacks: family.counter(&STORE_FALLBACKS, vec![closed::<StoreOperation>()])?,
+            store_errors: family.counter(
+                &STORE_ERRORS,
+                vec![closed::<StoreOperation>(), closed::<ErrorKind>()],
+            )?,
+            scopes,
+            hasher: ScopeHasher::default(),
+        })
+    }
+
+    fn catalog_config() -> IdempotencyConfig {
+        IdempotencyConfig {
+            key_age_histogram: true,
+            request_duration_histogram: true,
+            ..IdempotencyConfig::default()
+        }
+    }
+}
+
 impl IdempotencyRecorder {
-    /// A builder with the defaults: no namespace, 1-character scope prefix,
-    /// SHA-256 scopes, no key-age histogram.
+    /// A builder with the defaults: 1-character scope prefix, SHA-256 scopes,
+    /// no opt-in histograms.
     pub fn builder() -> IdempotencyRecorderBuilder {
         IdempotencyRecorderBuilder::default()
     }
@@ -311,43 +308,33 @@ impl IdempotencyRecorder {
         self.hasher.scope(user_id)
     }
 
-    #[inline]
-    fn request_series(&self, outcome: IdempotencyOutcome, scope: UserScope, age: AgeBucket) -> usize {
-        (outcome.index() * self.scopes + scope.prefix_index(self.prefix)) * AgeBucket::ALL.len() + age.index()
-    }
-
     /// How many requests ended with `outcome`, over all scopes and ages.
     pub fn count(&self, outcome: IdempotencyOutcome) -> u64 {
-        let per_outcome = self.scopes * AgeBucket::ALL.len();
+        let def = self.requests.def();
+        let per_outcome = def.series_bound() / IdempotencyOutcome::ALL.len();
         let start = outcome.index() * per_outcome;
-        (start..start + per_outcome).map(|s| self.requests.value(s)).sum()
+        self.requests
+            .values()
+            .skip(start)
+            .take(per_outcome)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// How many requests ended with `outcome` for `scope`'s prefix and `age`.
+    /// (Asking admits the prefix, as recording would.)
     pub fn count_of(&self, outcome: IdempotencyOutcome, scope: UserScope, age: AgeBucket) -> u64 {
-        self.requests.value(self.request_series(outcome, scope, age))
+        self.requests.value((outcome, self.scopes.coordinate(scope), age))
     }
 
     /// How many store operations fell back, for `operation`.
     pub fn store_fallbacks(&self, operation: StoreOperation) -> u64 {
-        self.store_fallbacks.value(operation.index())
+        self.store_fallbacks.value(operation)
     }
 
     /// How many store operations failed open, for `operation` and `kind`.
     pub fn store_errors(&self, operation: StoreOperation, kind: ErrorKind) -> u64 {
-        self.store_errors
-            .value(operation.index() * ErrorKind::ALL.len() + kind.index())
-    }
-
-    /// The instruments this recorder exports, for catalogs and views.
-    pub fn instruments(&self) -> Vec<Arc<InstrumentDef>> {
-        let mut all = vec![self.requests.def().clone()];
-        all.extend(self.key_age.as_ref().map(|h| h.def().clone()));
-        all.extend([
-            self.store_fallbacks.def().clone(),
-            self.store_errors.def().clone(),
-        ]);
-        all
+        self.store_errors.value((operation, kind))
     }
 }
 
@@ -359,18 +346,24 @@ impl IdempotencyMetrics for IdempotencyRecorder {
             (Some(_), Some(age)) => AgeBucket::from_age(age),
             _ => AgeBucket::NotApplicable,
         };
-        self.requests.add(self.request_series(outcome, scope, age), 1);
+        self.requests.add((outcome, self.scopes.coordinate(scope), age), 1);
         if let (Some(histogram), Some(reuse), Some(age)) = (&self.key_age, reuse, key_age) {
-            histogram.record(reuse.index(), age.as_secs_f64());
+            histogram.record(reuse, age.as_secs_f64());
+        }
+    }
+
+    #[inline]
+    fn record_request_duration(&self, outcome: IdempotencyOutcome, duration: Duration) {
+        if let Some(histogram) = &self.request_duration {
+            histogram.record(outcome, duration.as_secs_f64());
         }
     }
 
     fn record_store_fallback(&self, operation: StoreOperation) {
-        self.store_fallbacks.add(operation.index(), 1);
+        self.store_fallbacks.add(operation, 1);
     }
 
     fn record_store_error(&self, operation: StoreOperation, kind: ErrorKind) {
-        self.store_errors
-            .add(operation.index() * ErrorKind::ALL.len() + kind.index(), 1);
+        self.store_errors.add((operation, kind), 1);
     }
 }

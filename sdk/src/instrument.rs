@@ -1,31 +1,35 @@
-//! The machinery every outcome family is a thin definition on.
+//! Instrument declarations and series addressing.
 //!
 //! An instrument is a static [`InstrumentSpec`] (name, kind, unit, boundaries)
 //! plus the [`Dimension`]s of its attributes. Its series space is the product of
-//! the dimensions' cardinalities, fixed when it is built; a series is a dense
-//! index into it. Counters and up-down counters are flat arrays of atomics indexed
-//! by series — recording is one relaxed `fetch_add` — and a [`Backend`] decides how
-//! they are exported. Histograms need the backend on the record path, through a
-//! [`HistogramSink`].
+//! the dimensions' sizes, fixed when it is built; a series is a dense index into
+//! it, computed from typed coordinates ([`Coords`]) with strides worked out once
+//! in the [`InstrumentDef`], so no family writes index arithmetic by hand.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::attr::{Attribute, Dimension};
+use crate::attr::{Attribute, ClosedSet, Dimension};
 use crate::error::ConfigError;
 
 /// The most series one instrument may declare. Cells cost 8 bytes a series, so
 /// this caps an instrument's memory at 2 MiB; real dashboards want far fewer.
 pub const MAX_SERIES_PER_INSTRUMENT: usize = 1 << 18;
 
+/// The most dimensions one instrument may have.
+pub const MAX_DIMENSIONS: usize = 4;
+
 /// What kind of OpenTelemetry instrument a spec is exported as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InstrumentKind {
     /// Monotonic sum (`…_total` in Prometheus).
     Counter,
-    /// Non-monotonic sum (a gauge in Prometheus).
+    /// Non-monotonic sum that is added to (a gauge in Prometheus).
     UpDownCounter,
+    /// A last-value gauge that is set (integer or float), or read from a callback
+    /// at collection time.
+    Gauge,
     /// Explicit-bucket histogram.
     Histogram,
 }
@@ -36,24 +40,100 @@ impl InstrumentKind {
         match self {
             InstrumentKind::Counter => "counter",
             InstrumentKind::UpDownCounter => "up-down counter",
+            InstrumentKind::Gauge => "gauge",
             InstrumentKind::Histogram => "histogram",
         }
     }
 }
 
 /// The static part of an instrument: everything but its namespace and dimensions.
+///
+/// Declared as a `static` with the `const` constructors, once per instrument:
+///
+/// ```
+/// use outcometer::toolkit::InstrumentSpec;
+/// static DEPTH: InstrumentSpec = InstrumentSpec::gauge("queue.depth", "{job}", "Jobs waiting.");
+/// assert_eq!(DEPTH.name(), "queue.depth");
+/// ```
 #[derive(Debug, PartialEq)]
 pub struct InstrumentSpec {
+    name: &'static str,
+    kind: InstrumentKind,
+    unit: &'static str,
+    description: &'static str,
+    boundaries: &'static [f64],
+    opt_in: Option<&'static str>,
+}
+
+impl InstrumentSpec {
+    const fn new(name: &'static str, kind: InstrumentKind, unit: &'static str, description: &'static str) -> Self {
+        InstrumentSpec {
+            name,
+            kind,
+            unit,
+            description,
+            boundaries: &[],
+            opt_in: None,
+        }
+    }
+
+    /// A monotonic counter. `unit` is UCUM (`{request}`, `By`, `s`).
+    pub const fn counter(name: &'static str, unit: &'static str, description: &'static str) -> Self {
+        Self::new(name, InstrumentKind::Counter, unit, description)
+    }
+
+    /// An up-down counter (in-flight work, held resources).
+    pub const fn up_down_counter(name: &'static str, unit: &'static str, description: &'static str) -> Self {
+        Self::new(name, InstrumentKind::UpDownCounter, unit, description)
+    }
+
+    /// A gauge, set to the latest value or read from a callback.
+    pub const fn gauge(name: &'static str, unit: &'static str, description: &'static str) -> Self {
+        Self::new(name, InstrumentKind::Gauge, unit, description)
+    }
+
+    /// A histogram with explicit bucket `boundaries` (finite, strictly increasing).
+    pub const fn histogram(
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        boundaries: &'static [f64],
+    ) -> Self {
+        let mut spec = Self::new(name, InstrumentKind::Histogram, unit, description);
+        spec.boundaries = boundaries;
+        spec
+    }
+
+    /// Marks the instrument as off by default; `how` is the call that turns it on.
+    pub const fn opt_in(mut self, how: &'static str) -> Self {
+        self.opt_in = Some(how);
+        self
+    }
+
     /// Name without namespace, dotted (e.g. `delivery.duration`).
-    pub name: &'static str,
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
     /// The kind.
-    pub kind: InstrumentKind,
-    /// UCUM unit (`s`, `{request}`).
-    pub unit: &'static str,
+    pub const fn kind(&self) -> InstrumentKind {
+        self.kind
+    }
+    /// UCUM unit.
+    pub const fn unit(&self) -> &'static str {
+        self.unit
+    }
     /// One-sentence description.
-    pub description: &'static str,
-    /// Histogram bucket boundaries (empty for sums).
-    pub boundaries: &'static [f64],
+    pub const fn description(&self) -> &'static str {
+        self.description
+    }
+    /// Histogram bucket boundaries (empty for other kinds).
+    pub const fn boundaries(&self) -> &'static [f64] {
+        self.boundaries
+    }
+    /// `Some(call)` when the instrument is off by default.
+    pub const fn opt_in_call(&self) -> Option<&'static str> {
+        self.opt_in
+    }
 }
 
 /// A namespace prepended to every instrument name (`wildside` → `wildside.idempotency.requests`).
@@ -102,11 +182,104 @@ impl Namespace {
     }
 }
 
-/// A fully resolved instrument: spec, namespaced name and dimensions.
+/// One axis value of a series: a closed-set value, an admitted name, a scope prefix.
+pub trait Coordinate: Copy + 'static {
+    /// The dense index along its dimension.
+    fn coordinate(self) -> usize;
+    /// Whether this coordinate type addresses `dimension` (checked once, at build).
+    fn fits(dimension: &dyn Dimension) -> bool {
+        let _ = dimension;
+        true
+    }
+}
+
+impl<E: ClosedSet> Coordinate for E {
+    #[inline]
+    fn coordinate(self) -> usize {
+        self.index()
+    }
+    fn fits(dimension: &dyn Dimension) -> bool {
+        dimension.cardinality() == E::ALL.len() && dimension.docs().first().is_some_and(|d| d.key == E::KEY)
+    }
+}
+
+/// The typed address of one series: a tuple with one [`Coordinate`] per dimension,
+/// most significant first (`()` for an instrument without attributes).
+pub trait Coords: Copy + 'static {
+    /// How many dimensions the tuple addresses.
+    const ARITY: usize;
+    /// The dense series index under `strides`.
+    fn series(self, strides: &Strides) -> usize;
+    /// Whether every coordinate fits its dimension.
+    fn fit(dimensions: &[Arc<dyn Dimension>]) -> bool;
+}
+
+/// A raw series index: what exporters and generic code address cells with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Series(pub usize);
+
+impl Coords for Series {
+    const ARITY: usize = usize::MAX;
+    #[inline]
+    fn series(self, _: &Strides) -> usize {
+        self.0
+    }
+    fn fit(_: &[Arc<dyn Dimension>]) -> bool {
+        true
+    }
+}
+
+impl Coords for () {
+    const ARITY: usize = 0;
+    #[inline]
+    fn series(self, _: &Strides) -> usize {
+        0
+    }
+    fn fit(dimensions: &[Arc<dyn Dimension>]) -> bool {
+        dimensions.is_empty()
+    }
+}
+
+impl<A: Coordinate> Coords for A {
+    const ARITY: usize = 1;
+    #[inline]
+    fn series(self, _: &Strides) -> usize {
+        self.coordinate()
+    }
+    fn fit(dimensions: &[Arc<dyn Dimension>]) -> bool {
+        dimensions.len() == 1 && A::fits(&*dimensions[0])
+    }
+}
+
+macro_rules! tuple_coords {
+    ($arity:literal; $($name:ident $i:tt),+) => {
+        impl<$($name: Coordinate),+> Coords for ($($name,)+) {
+            const ARITY: usize = $arity;
+            #[inline]
+            fn series(self, strides: &Strides) -> usize {
+                0 $(+ self.$i.coordinate() * strides.0[$i])+
+            }
+            fn fit(dimensions: &[Arc<dyn Dimension>]) -> bool {
+                dimensions.len() == $arity $(&& $name::fits(&*dimensions[$i]))+
+            }
+        }
+    };
+}
+tuple_coords!(1; A 0);
+tuple_coords!(2; A 0, B 1);
+tuple_coords!(3; A 0, B 1, C 2);
+tuple_coords!(4; A 0, B 1, C 2, D 3);
+
+/// Mixed-radix strides of an instrument's dimensions, computed once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Strides([usize; MAX_DIMENSIONS]);
+
+/// A fully resolved instrument: spec, namespaced name, dimensions and strides.
 pub struct InstrumentDef {
     spec: &'static InstrumentSpec,
     name: String,
     dimensions: Vec<Arc<dyn Dimension>>,
+    strides: Strides,
     series_bound: usize,
 }
 
@@ -127,6 +300,13 @@ impl InstrumentDef {
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<Self, ConfigError> {
         let name = namespace.qualify(spec.name);
+        if dimensions.len() > MAX_DIMENSIONS {
+            return Err(ConfigError::TooManyDimensions {
+                instrument: name,
+                count: dimensions.len(),
+                max: MAX_DIMENSIONS,
+            });
+        }
         let series_bound = dimensions
             .iter()
             .try_fold(1usize, |acc, d| acc.checked_mul(d.cardinality()))
@@ -146,10 +326,17 @@ impl InstrumentDef {
                 boundaries: spec.boundaries.to_vec(),
             });
         }
+        let mut strides = Strides::default();
+        let mut stride = 1usize;
+        for (slot, dim) in strides.0.iter_mut().zip(&dimensions).rev() {
+            *slot = stride;
+            stride *= dim.cardinality();
+        }
         Ok(InstrumentDef {
             spec,
             name,
             dimensions,
+            strides,
             series_bound,
         })
     }
@@ -174,181 +361,41 @@ impl InstrumentDef {
         self.series_bound
     }
 
-    /// The series index of `coords` (one per dimension, most significant first);
-    /// `None` when a coordinate is out of its dimension's range.
-    pub fn index(&self, coords: &[usize]) -> Option<usize> {
-        if coords.len() != self.dimensions.len() {
-            return None;
-        }
-        let mut index = 0usize;
-        for (coord, dim) in coords.iter().zip(&self.dimensions) {
-            let card = dim.cardinality();
-            if *coord >= card {
-                return None;
-            }
-            index = index * card + coord;
-        }
-        Some(index)
+    /// The strides of the dimensions.
+    pub fn strides(&self) -> &Strides {
+        &self.strides
     }
 
-    /// The attributes of series `index`, in dimension order.
-    pub fn attributes(&self, index: usize) -> Vec<Attribute> {
-        let mut coords = vec![0usize; self.dimensions.len()];
-        let mut rest = index;
-        for (slot, dim) in coords.iter_mut().zip(&self.dimensions).rev() {
-            let card = dim.cardinality().max(1);
-            *slot = rest % card;
-            rest /= card;
+    /// The series index of `coords`.
+    #[inline]
+    pub fn series<C: Coords>(&self, coords: C) -> usize {
+        coords.series(&self.strides)
+    }
+
+    /// The coordinates of series `index`, one per dimension; `None` out of range.
+    pub fn coordinates(&self, index: usize) -> Option<[usize; MAX_DIMENSIONS]> {
+        if index >= self.series_bound {
+            return None;
         }
+        let mut coords = [0usize; MAX_DIMENSIONS];
+        let mut rest = index;
+        for (slot, (dim, stride)) in coords.iter_mut().zip(self.dimensions.iter().zip(self.strides.0)) {
+            *slot = rest / stride;
+            rest %= stride;
+            debug_assert!(*slot < dim.cardinality());
+        }
+        Some(coords)
+    }
+
+    /// The attributes of series `index`, in dimension order (empty out of range).
+    pub fn attributes(&self, index: usize) -> Vec<Attribute> {
         let mut out = Vec::with_capacity(self.dimensions.len() + 2);
-        if rest == 0 {
+        if let Some(coords) = self.coordinates(index) {
             for (coord, dim) in coords.iter().zip(&self.dimensions) {
                 dim.attributes(*coord, &mut out);
             }
         }
         out
-    }
-}
-
-/// A monotonic counter over a bounded series space: one atomic cell a series.
-#[derive(Clone, Debug)]
-pub struct Counter {
-    def: Arc<InstrumentDef>,
-    cells: Arc<[AtomicU64]>,
-}
-
-impl Counter {
-    /// A counter with zeroed cells, not yet exported.
-    pub fn new(def: Arc<InstrumentDef>) -> Self {
-        let cells = (0..def.series_bound()).map(|_| AtomicU64::new(0)).collect();
-        Counter { def, cells }
-    }
-
-    /// Adds `n` to `series`; an out-of-range series is ignored, never a panic.
-    #[inline]
-    pub fn add(&self, series: usize, n: u64) {
-        if let Some(cell) = self.cells.get(series) {
-            cell.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    /// The current value of `series`.
-    pub fn value(&self, series: usize) -> u64 {
-        self.cells.get(series).map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-
-    /// Every series with its value, zeros included.
-    pub fn values(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).enumerate()
-    }
-
-    /// The definition.
-    pub fn def(&self) -> &Arc<InstrumentDef> {
-        &self.def
-    }
-}
-
-/// An up-down counter over a bounded series space.
-#[derive(Clone, Debug)]
-pub struct UpDownCounter {
-    def: Arc<InstrumentDef>,
-    cells: Arc<[AtomicI64]>,
-}
-
-impl UpDownCounter {
-    /// An up-down counter with zeroed cells, not yet exported.
-    pub fn new(def: Arc<InstrumentDef>) -> Self {
-        let cells = (0..def.series_bound()).map(|_| AtomicI64::new(0)).collect();
-        UpDownCounter { def, cells }
-    }
-
-    /// Adds `delta` (negative to subtract) to `series`.
-    #[inline]
-    pub fn add(&self, series: usize, delta: i64) {
-        if let Some(cell) = self.cells.get(series) {
-            cell.fetch_add(delta, Ordering::Relaxed);
-        }
-    }
-
-    /// The current value of `series`.
-    pub fn value(&self, series: usize) -> i64 {
-        self.cells.get(series).map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-
-    /// Every series with its value, zeros included.
-    pub fn values(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
-        self.cells.iter().map(|c| c.load(Ordering::Relaxed)).enumerate()
-    }
-
-    /// The definition.
-    pub fn def(&self) -> &Arc<InstrumentDef> {
-        &self.def
-    }
-}
-
-/// Where a histogram's measurements go. Implementations must not panic, block or
-/// allocate per call (a one-time bind per series is allowed).
-pub trait HistogramSink: Send + Sync {
-    /// Records finite `value` into `series`.
-    fn record(&self, series: usize, value: f64);
-}
-
-/// A histogram over a bounded series space.
-#[derive(Clone)]
-pub struct Histogram {
-    def: Arc<InstrumentDef>,
-    sink: Arc<dyn HistogramSink>,
-}
-
-impl fmt::Debug for Histogram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Histogram").field("def", &self.def).finish()
-    }
-}
-
-impl Histogram {
-    /// A histogram recording into `sink`.
-    pub fn new(def: Arc<InstrumentDef>, sink: Arc<dyn HistogramSink>) -> Self {
-        Histogram { def, sink }
-    }
-
-    /// Records `value` into `series`. Non-finite values and out-of-range series are
-    /// dropped: one bad measurement must not corrupt a sum forever.
-    #[inline]
-    pub fn record(&self, series: usize, value: f64) {
-        if value.is_finite() && series < self.def.series_bound() {
-            self.sink.record(series, value);
-        }
-    }
-
-    /// The definition.
-    pub fn def(&self) -> &Arc<InstrumentDef> {
-        &self.def
-    }
-}
-
-/// Turns instrument definitions into exported instruments.
-///
-/// [`crate::otel::OtelBackend`] exports through any OpenTelemetry `MeterProvider`;
-/// `testing::InMemoryBackend` (feature `testing`) keeps everything in memory.
-pub trait Backend {
-    /// A counter whose cells this backend exports.
-    fn counter(&self, def: Arc<InstrumentDef>) -> Counter;
-    /// An up-down counter whose cells this backend exports.
-    fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter;
-    /// A histogram recording through this backend.
-    fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram;
-}
-
-impl<B: Backend + ?Sized> Backend for &B {
-    fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
-        (**self).counter(def)
-    }
-    fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
-        (**self).up_down_counter(def)
-    }
-    fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
-        (**self).histogram(def)
     }
 }
 
@@ -359,16 +406,10 @@ mod tests {
     use crate::attr::error_kind::ErrorKind;
     use crate::attr::EnumDimension;
 
-    static SPEC: InstrumentSpec = InstrumentSpec {
-        name: "test.things",
-        kind: InstrumentKind::Counter,
-        unit: "{thing}",
-        description: "Things.",
-        boundaries: &[],
-    };
+    static SPEC: InstrumentSpec = InstrumentSpec::counter("test.things", "{thing}", "Things.");
 
     #[test]
-    fn index_and_attributes_round_trip() {
+    fn coordinates_and_attributes_round_trip() {
         let def = InstrumentDef::new(
             &SPEC,
             &Namespace::new("svc").unwrap(),
@@ -380,16 +421,16 @@ mod tests {
         .unwrap();
         assert_eq!(def.name(), "svc.test.things");
         assert_eq!(def.series_bound(), 7 * 8);
-        let index = def
-            .index(&[ErrorKind::Dns.index(), AgeBucket::TwoToSixHours.index()])
-            .unwrap();
+        assert!(<(ErrorKind, AgeBucket)>::fit(def.dimensions()));
+        assert!(!<(AgeBucket, ErrorKind)>::fit(def.dimensions()));
+        let index = def.series((ErrorKind::Dns, AgeBucket::TwoToSixHours));
+        assert_eq!(index, 2 * 8 + 4);
         let attrs: Vec<String> = def
             .attributes(index)
             .iter()
             .map(|a| format!("{}={}", a.key, a.value))
             .collect();
         assert_eq!(attrs, ["error.type=dns", "age_bucket=2h-6h"]);
-        assert_eq!(def.index(&[7, 0]), None);
         assert!(def.attributes(def.series_bound()).is_empty());
     }
 
@@ -400,29 +441,8 @@ mod tests {
         }
         for bad in ["1abc", "has space", "dot.", "ünï", &"a".repeat(201)] {
             let err = Namespace::new(bad).unwrap_err();
-            assert!(
-                err.to_string().contains("must start with an ASCII letter"),
-                "{err}"
-            );
+            assert!(err.to_string().contains("must start with an ASCII letter"), "{err}");
         }
         assert_eq!(Namespace::new("").unwrap(), Namespace::NONE);
     }
-
-    #[test]
-    fn counter_ignores_out_of_range_series() {
-        let def = Arc::new(
-            InstrumentDef::new(
-                &SPEC,
-                &Namespace::NONE,
-                vec![Arc::new(EnumDimension::<ErrorKind>::new())],
-            )
-            .unwrap(),
-        );
-        let counter = Counter::new(def);
-        counter.add(3, 2);
-        counter.add(1_000_000, 5);
-        assert_eq!(counter.values().map(|(_, v)| v).sum::<u64>(), 2);
-    }
-
-    use crate::attr::ClosedSet;
 }

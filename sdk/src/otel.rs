@@ -1,41 +1,63 @@
 //! The OpenTelemetry adapter: exports outcometer instruments through any
 //! `MeterProvider`, ours or the application's own.
 //!
-//! Counters and up-down counters are atomic cells read by observable-instrument
-//! callbacks at collection time, so the record path never touches the SDK.
-//! Histograms are OpenTelemetry histograms bound lazily, once per series that
-//! occurs, with `experimental_metrics_bound_instruments`. This crate enables that
-//! feature in *both* `opentelemetry` and `opentelemetry_sdk`: without the SDK half,
-//! bound measurements are silently dropped, and cargo's feature unification makes
-//! our dependency switch it on in whatever `opentelemetry_sdk` 0.33 the
-//! application uses (docs/adr/0002-pre-bound-recording.md).
+//! Counters, up-down counters and gauges are atomic cells read by
+//! observable-instrument callbacks at collection time, so the record path never
+//! touches the SDK. Histograms are OpenTelemetry histograms bound lazily, once per
+//! series that occurs, with `experimental_metrics_bound_instruments`. This crate
+//! enables that feature in *both* `opentelemetry` and `opentelemetry_sdk`: without
+//! the SDK half, bound measurements are silently dropped, and cargo's feature
+//! unification makes our dependency switch it on in whatever `opentelemetry_sdk`
+//! 0.33 the application uses (docs/adr/0002-pre-bound-recording.md).
+//!
+//! Applications with a provider of their own build it with
+//! [`OtelBackend::with_views`], which adds the views that set each instrument's
+//! cardinality limit to its declared bound and its histogram boundaries, so no
+//! series is ever merged by the SDK's default limit of 2,000.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use opentelemetry::metrics::{BoundHistogram, Meter, MeterProvider};
 use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
-// Linked only so that feature unification turns on bound instruments in the SDK.
-use opentelemetry_sdk as _;
+use opentelemetry_sdk::metrics::{
+    Aggregation, Instrument, InstrumentKind as SdkKind, MeterProviderBuilder, SdkMeterProvider, Stream,
+};
 
 use crate::attr::{AttrValue, Attribute};
-use crate::instrument::{Backend, Counter, Histogram, HistogramSink, InstrumentDef, UpDownCounter};
+use crate::backend::Backend;
+use crate::cells::{Counter, FloatGauge, Gauge, Histogram, HistogramSink, UpDownCounter};
+use crate::error::ConfigError;
+use crate::instrument::InstrumentDef;
+use crate::registry::Registry;
 
 /// The instrumentation scope outcometer's meters carry.
 pub const SCOPE_NAME: &str = "outcometer";
 
 /// A backend that exports through an OpenTelemetry [`Meter`].
+///
+/// Clones share one [`Registry`]: build a family twice on clones of one backend
+/// and both recorders share cells. Build the backend once per provider.
 #[derive(Clone, Debug)]
 pub struct OtelBackend {
     meter: Meter,
+    registry: Arc<Registry>,
+    views: Option<Views>,
 }
 
 impl OtelBackend {
     /// Exports through `meter`.
     pub fn new(meter: Meter) -> Self {
-        OtelBackend { meter }
+        OtelBackend {
+            meter,
+            registry: Arc::default(),
+            views: None,
+        }
     }
 
-    /// Exports through a meter of `provider` with outcometer's instrumentation scope.
+    /// Exports through a meter of `provider` with outcometer's instrumentation
+    /// scope. Without [`OtelBackend::with_views`], the provider's default
+    /// cardinality limit (2,000 series) applies to every instrument.
     pub fn from_provider(provider: &impl MeterProvider) -> Self {
         Self::new(provider.meter_with_scope(scope()))
     }
@@ -43,6 +65,82 @@ impl OtelBackend {
     /// Exports through the global meter provider (`opentelemetry::global`).
     pub fn global() -> Self {
         Self::new(opentelemetry::global::meter_with_scope(scope()))
+    }
+
+    /// Builds `builder` (your readers, resource, …) with outcometer's views added,
+    /// and a backend on the result: each instrument built on it declares its
+    /// bound and boundaries first, so the SDK never merges its series.
+    ///
+    /// ```
+    /// use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
+    /// use outcometer::otel::OtelBackend;
+    /// let (provider, backend) = OtelBackend::with_views(
+    ///     SdkMeterProvider::builder().with_reader(ManualReader::builder().build()),
+    /// );
+    /// let backend = backend.namespace("shop")?;
+    /// let delivery = outcometer::DeliveryRecorder::builder().build(&backend)?;
+    /// # let _ = (provider, delivery);
+    /// # Ok::<(), outcometer::ConfigError>(())
+    /// ```
+    pub fn with_views(builder: MeterProviderBuilder) -> (SdkMeterProvider, OtelBackend) {
+        let views = Views::default();
+        let stream_views = views.clone();
+        let provider = builder
+            .with_view(move |i: &Instrument| stream_views.stream(i))
+            .build();
+        let mut backend = Self::from_provider(&provider);
+        backend.views = Some(views);
+        (provider, backend)
+    }
+
+    /// Names every instrument under `namespace` (`wildside` →
+    /// `wildside.idempotency.requests`). Starts a fresh registry: call it before
+    /// building recorders.
+    pub fn namespace(self, namespace: &str) -> Result<Self, ConfigError> {
+        Ok(self.with_registry(Registry::new(namespace)?))
+    }
+
+    /// Uses `registry` (its namespace, its listener) for the families built here.
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = Arc::new(registry);
+        self
+    }
+
+    fn declare(&self, def: &InstrumentDef) {
+        if let Some(views) = &self.views {
+            views.declare(def);
+        }
+    }
+}
+
+/// Views that give each declared instrument its cardinality limit (its series
+/// bound, plus one for the SDK's overflow series) and its histogram boundaries.
+#[derive(Clone, Debug, Default)]
+pub struct Views {
+    declared: Arc<RwLock<HashMap<String, (usize, &'static [f64])>>>,
+}
+
+impl Views {
+    /// Declares `def`; call before the instrument is created.
+    pub fn declare(&self, def: &InstrumentDef) {
+        self.declared
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(def.name().to_owned(), (def.series_bound(), def.spec().boundaries()));
+    }
+
+    /// The stream for `instrument`, if it was declared; pass to `with_view`.
+    pub fn stream(&self, instrument: &Instrument) -> Option<Stream> {
+        let declared = self.declared.read().unwrap_or_else(PoisonError::into_inner);
+        let (bound, boundaries) = *declared.get(instrument.name())?;
+        let mut stream = Stream::builder().with_cardinality_limit(bound + 1);
+        if instrument.kind() == SdkKind::Histogram && !boundaries.is_empty() {
+            stream = stream.with_aggregation(Aggregation::ExplicitBucketHistogram {
+                boundaries: boundaries.to_vec(),
+                record_min_max: true,
+            });
+        }
+        stream.build().ok()
     }
 }
 
@@ -85,13 +183,14 @@ impl SeriesLabels {
 
 impl Backend for OtelBackend {
     fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
+        self.declare(&def);
         let counter = Counter::new(def.clone());
         let cells = counter.clone();
         let labels = SeriesLabels::new(def.clone());
         self.meter
             .u64_observable_counter(def.name().to_owned())
-            .with_unit(def.spec().unit)
-            .with_description(def.spec().description)
+            .with_unit(def.spec().unit())
+            .with_description(def.spec().description())
             .with_callback(move |observer| {
                 for (series, value) in cells.values() {
                     if value != 0 {
@@ -104,6 +203,7 @@ impl Backend for OtelBackend {
     }
 
     fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
+        self.declare(&def);
         let counter = UpDownCounter::new(def.clone());
         let cells = counter.clone();
         let labels = SeriesLabels::new(def.clone());
@@ -112,8 +212,8 @@ impl Backend for OtelBackend {
         let touched: Arc<[OnceLock<()>]> = (0..def.series_bound()).map(|_| OnceLock::new()).collect();
         self.meter
             .i64_observable_up_down_counter(def.name().to_owned())
-            .with_unit(def.spec().unit)
-            .with_description(def.spec().description)
+            .with_unit(def.spec().unit())
+            .with_description(def.spec().description())
             .with_callback(move |observer| {
                 for ((series, value), touched) in cells.values().zip(touched.iter()) {
                     if value != 0 {
@@ -128,13 +228,50 @@ impl Backend for OtelBackend {
         counter
     }
 
+    fn gauge(&self, def: Arc<InstrumentDef>) -> Gauge {
+        self.declare(&def);
+        let gauge = Gauge::new(def.clone());
+        let cells = gauge.clone();
+        let labels = SeriesLabels::new(def.clone());
+        self.meter
+            .i64_observable_gauge(def.name().to_owned())
+            .with_unit(def.spec().unit())
+            .with_description(def.spec().description())
+            .with_callback(move |observer| {
+                for (series, value) in cells.values() {
+                    observer.observe(value, labels.get(series));
+                }
+            })
+            .build();
+        gauge
+    }
+
+    fn float_gauge(&self, def: Arc<InstrumentDef>) -> FloatGauge {
+        self.declare(&def);
+        let gauge = FloatGauge::new(def.clone());
+        let cells = gauge.clone();
+        let labels = SeriesLabels::new(def.clone());
+        self.meter
+            .f64_observable_gauge(def.name().to_owned())
+            .with_unit(def.spec().unit())
+            .with_description(def.spec().description())
+            .with_callback(move |observer| {
+                for (series, value) in cells.collect() {
+                    observer.observe(value, labels.get(series));
+                }
+            })
+            .build();
+        gauge
+    }
+
     fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
+        self.declare(&def);
         let histogram = self
             .meter
             .f64_histogram(def.name().to_owned())
-            .with_unit(def.spec().unit)
-            .with_description(def.spec().description)
-            .with_boundaries(def.spec().boundaries.to_vec())
+            .with_unit(def.spec().unit())
+            .with_description(def.spec().description())
+            .with_boundaries(def.spec().boundaries().to_vec())
             .build();
         let sink = OtelHistogramSink {
             bound: (0..def.series_bound()).map(|_| OnceLock::new()).collect(),
@@ -142,6 +279,10 @@ impl Backend for OtelBackend {
             histogram,
         };
         Histogram::new(def, Arc::new(sink))
+    }
+
+    fn registry(&self) -> Option<&Registry> {
+        Some(&self.registry)
     }
 }
 

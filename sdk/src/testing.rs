@@ -4,8 +4,8 @@
 //! use outcometer::testing::InMemoryBackend;
 //! use outcometer::{IdempotencyMetrics, IdempotencyRecorder};
 //!
-//! let backend = InMemoryBackend::new();
-//! let metrics = IdempotencyRecorder::builder().namespace("shop").build(&backend).unwrap();
+//! let backend = InMemoryBackend::with_namespace("shop").unwrap();
+//! let metrics = IdempotencyRecorder::builder().build(&backend).unwrap();
 //! metrics.record_miss(metrics.scope("user-1"));
 //! let scope = metrics.scope("user-1").hex();
 //! let prefix = &scope.as_str()[..1];
@@ -21,7 +21,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::instrument::{Backend, Counter, Histogram, HistogramSink, InstrumentDef, UpDownCounter};
+use crate::backend::Backend;
+use crate::cells::{Counter, FloatGauge, Gauge, Histogram, HistogramSink, UpDownCounter};
+use crate::error::ConfigError;
+use crate::instrument::InstrumentDef;
+use crate::registry::Registry;
 
 /// One series' current value.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +34,8 @@ pub enum PointValue {
     Counter(u64),
     /// An up-down counter's value.
     UpDownCounter(i64),
+    /// A gauge's last value (integer gauges too, as `f64`).
+    Gauge(f64),
     /// A histogram's state.
     Histogram(HistogramPoint),
 }
@@ -61,6 +67,8 @@ pub struct Point {
 enum Registered {
     Counter(Counter),
     UpDown(UpDownCounter),
+    Gauge(Gauge),
+    FloatGauge(FloatGauge),
     Histogram(Arc<InstrumentDef>, Arc<AtomicHistogram>),
 }
 
@@ -68,6 +76,7 @@ enum Registered {
 #[derive(Clone, Default)]
 pub struct InMemoryBackend {
     registered: Arc<Mutex<Vec<Registered>>>,
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for InMemoryBackend {
@@ -80,6 +89,14 @@ impl InMemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty backend naming instruments under `namespace`.
+    pub fn with_namespace(namespace: &str) -> Result<Self, ConfigError> {
+        Ok(InMemoryBackend {
+            registry: Arc::new(Registry::new(namespace)?),
+            ..Self::default()
+        })
     }
 
     fn register(&self, entry: Registered) {
@@ -116,6 +133,16 @@ impl InMemoryBackend {
                         value: PointValue::UpDownCounter(v),
                     }))
                 }
+                Registered::Gauge(g) => points.extend(g.values().map(|(s, v)| Point {
+                    name: g.def().name().to_owned(),
+                    attributes: text(g.def(), s),
+                    value: PointValue::Gauge(v as f64),
+                })),
+                Registered::FloatGauge(g) => points.extend(g.collect().map(|(s, v)| Point {
+                    name: g.def().name().to_owned(),
+                    attributes: text(g.def(), s),
+                    value: PointValue::Gauge(v),
+                })),
                 Registered::Histogram(def, h) => points.extend(
                     (0..def.series_bound())
                         .filter_map(|s| h.point(s))
@@ -160,6 +187,14 @@ impl InMemoryBackend {
         }
     }
 
+    /// The value of the gauge series `name{attributes}`, if it was set.
+    pub fn gauge_value(&self, name: &str, attributes: &[(&str, &str)]) -> Option<f64> {
+        match self.find(name, attributes)? {
+            PointValue::Gauge(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The histogram series `name{attributes}`, if it has a measurement.
     pub fn histogram(&self, name: &str, attributes: &[(&str, &str)]) -> Option<HistogramPoint> {
         match self.find(name, attributes)? {
@@ -187,6 +222,22 @@ impl Backend for InMemoryBackend {
         self.register(Registered::Histogram(def.clone(), cells.clone()));
         Histogram::new(def, cells)
     }
+
+    fn gauge(&self, def: Arc<InstrumentDef>) -> Gauge {
+        let gauge = Gauge::new(def);
+        self.register(Registered::Gauge(gauge.clone()));
+        gauge
+    }
+
+    fn float_gauge(&self, def: Arc<InstrumentDef>) -> FloatGauge {
+        let gauge = FloatGauge::new(def);
+        self.register(Registered::FloatGauge(gauge.clone()));
+        gauge
+    }
+
+    fn registry(&self) -> Option<&Registry> {
+        Some(&self.registry)
+    }
 }
 
 /// Lock-free explicit-bucket histogram cells, one set per series.
@@ -198,7 +249,7 @@ struct AtomicHistogram {
 
 impl AtomicHistogram {
     fn new(def: &InstrumentDef) -> Self {
-        let boundaries = def.spec().boundaries;
+        let boundaries = def.spec().boundaries();
         let stride = boundaries.len() + 3;
         AtomicHistogram {
             boundaries,

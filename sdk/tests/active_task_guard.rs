@@ -39,3 +39,15 @@ fn guards_nest_and_count_concurrent_tasks() {
     });
     assert_eq!(metrics.active_task_count(), 0);
 }
+
+#[test]
+fn the_guard_is_owned_and_moves_into_a_spawned_task() {
+    let metrics = DeliveryRecorder::builder()
+        .build(&InMemoryBackend::new())
+        .unwrap();
+    let guard = metrics.track_active_task();
+    assert_eq!(metrics.active_task_count(), 1);
+    // `std::thread::spawn` (like `tokio::spawn`) needs a `'static` guard.
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    assert_eq!(metrics.active_task_count(), 0);
+}

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use allocation_counter::measure;
 use common::user_provider;
-use outcometer::attr::ClosedSet;
 use outcometer::otel::OtelBackend;
+use outcometer::toolkit::Backend;
 use outcometer::{
-    DeliveryRecorder, DeliveryResult, EndpointPolicy, ErrorKind, EventMetrics, IdempotencyMetrics,
+    AdmissionPolicy, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind, IdempotencyMetrics,
     IdempotencyOutcome, IdempotencyRecorder, ScopeHasher, StoreOperation, UserScope,
 };
 
@@ -59,17 +59,27 @@ fn every_idempotency_call(m: &impl IdempotencyMetrics, scopes: &[UserScope]) {
 
 #[test]
 fn idempotency_recording_allocates_nothing() {
-    let (provider, _exporter) = user_provider();
-    let backend = OtelBackend::from_provider(&provider);
-    for key_age_histogram in [false, true] {
+    for histograms in [false, true] {
+        let (provider, _exporter) = user_provider();
+        let backend = OtelBackend::from_provider(&provider);
         let recorder = IdempotencyRecorder::builder()
-            .key_age_histogram(key_age_histogram)
+            .key_age_histogram(histograms)
+            .request_duration_histogram(histograms)
             .build(&backend)
             .unwrap();
+        // A second configuration needs a backend of its own: one backend holds
+        // one idempotency family.
+        let other = OtelBackend::from_provider(&provider).namespace("keyed").unwrap();
         let keyed = IdempotencyRecorder::builder()
             .scope_hasher(ScopeHasher::keyed(b"a deployment secret, 32 bytes!!!").unwrap())
             .scope_prefix_len(3)
-            .build(&backend)
+            .build(&other)
+            .unwrap();
+        let eight = OtelBackend::from_provider(&provider).namespace("eight").unwrap();
+        let full = IdempotencyRecorder::builder()
+            .scope_prefix_len(8)
+            .admitted_scopes(100)
+            .build(&eight)
             .unwrap();
         let user_ids: Vec<String> = (0..256).map(|i| format!("user-{i}")).collect();
         let scopes: Vec<UserScope> = (0..16u32)
@@ -81,7 +91,9 @@ fn idempotency_recording_allocates_nothing() {
             every_idempotency_call(&recorder, &scopes);
             every_idempotency_call(&shared, &scopes);
             every_idempotency_call(&Some(&keyed), &scopes);
+            every_idempotency_call(&full, &scopes);
             for id in &user_ids {
+                full.record_miss(full.scope(id));
                 let scope = recorder.scope(id);
                 recorder.record_miss(scope);
                 keyed.record_hit(keyed.scope(id), Duration::from_secs(5));
@@ -93,7 +105,7 @@ fn idempotency_recording_allocates_nothing() {
         let counted = measure(run);
         assert_eq!(
             counted.count_total, 0,
-            "key_age_histogram({key_age_histogram}): {counted:?}"
+            "histograms({histograms}): {counted:?}"
         );
     }
 }
@@ -112,6 +124,8 @@ fn every_delivery_call(m: &DeliveryRecorder, urls: &[String]) {
         m.record_dead_letter(url);
         let endpoint = m.endpoint(url);
         m.record_result(endpoint, DeliveryResult::Failure(418), Duration::ZERO);
+        m.record_retry_at(endpoint);
+        m.record_dead_letter_at(endpoint);
     }
     m.increment_active_tasks();
     m.decrement_active_tasks();
@@ -122,7 +136,7 @@ fn every_delivery_call(m: &DeliveryRecorder, urls: &[String]) {
 fn delivery_recording_allocates_nothing_and_new_hosts_add_no_memory() {
     let (provider, _exporter) = user_provider();
     let recorder = DeliveryRecorder::builder()
-        .endpoints(EndpointPolicy::FirstK(20))
+        .endpoints(AdmissionPolicy::first_k(20))
         .build(&OtelBackend::from_provider(&provider))
         .unwrap();
     let urls = |prefix: &str| -> Vec<String> {
@@ -166,12 +180,9 @@ fn memory_per_instrument_is_fixed_at_build_and_bounded_by_its_series() {
         ))
     });
     let (idempotency, delivery) = recorders.expect("built");
-    let instruments: Vec<_> = idempotency
-        .instruments()
-        .into_iter()
-        .chain(delivery.instruments())
-        .collect();
-    let series: usize = instruments.iter().map(|d| d.series_bound()).sum();
+    let registry = backend.registry().expect("the OTel backend has a registry");
+    let instruments = registry.instruments();
+    let series = registry.series_budget();
     // Ours: a cell (8 B) and a lazily filled label slot (24 B) per declared
     // series, a bind slot (24 B) more for histograms. The SDK's: each instrument's
     // attribute map, pre-sized for its cardinality limit (2,000 by default).
@@ -202,4 +213,28 @@ fn memory_per_instrument_is_fixed_at_build_and_bounded_by_its_series() {
     );
     let again = measure(populate);
     assert_eq!((again.count_total, again.bytes_current), (0, 0), "{again:?}");
+}
+
+#[test]
+fn every_registered_instrument_records_without_allocating() {
+    // Iterates whatever families are registered, so a new family is covered
+    // without naming it here: every series of every instrument, every kind.
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider);
+    outcometer::catalog::register_shipped_families(&backend).unwrap();
+    let instruments = backend.registry().unwrap().instruments();
+    assert!(instruments.len() >= 10, "{} instruments", instruments.len());
+    let values = [0.0, 1.0, 2.5, -3.0, 1e12, f64::NAN, f64::INFINITY];
+    let run = || {
+        for instrument in &instruments {
+            for series in 0..instrument.def().series_bound() + 2 {
+                for value in values {
+                    instrument.record_raw(series, value);
+                }
+            }
+        }
+    };
+    run();
+    let counted = measure(run);
+    assert_eq!(counted.count_total, 0, "{counted:?}");
 }

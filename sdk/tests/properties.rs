@@ -4,14 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use outcometer::attr::delivery_result::DELIVERY_RESULT_CARDINALITY;
-use outcometer::attr::endpoint::{host_of, EndpointAdmission};
-use outcometer::attr::status::REGISTERED_STATUS_CODES;
-use outcometer::attr::ClosedSet;
 use outcometer::testing::{InMemoryBackend, Point};
+use outcometer::toolkit::{
+    host_of, Admission, AdmissionPolicy, Backend, Hosts, Names, DELIVERY_RESULT_CARDINALITY, OTHER,
+    REGISTERED_STATUS_CODES,
+};
 use outcometer::{
-    AgeBucket, DeliveryRecorder, DeliveryResult, EndpointPolicy, ErrorKind, EventMetrics, IdempotencyMetrics,
-    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher,
+    AgeBucket, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind, IdempotencyMetrics, IdempotencyOutcome,
+    IdempotencyRecorder, ScopeHasher,
 };
 use proptest::prelude::*;
 
@@ -82,10 +82,10 @@ proptest! {
 
     #[test]
     fn any_string_resolves_inside_the_endpoint_domain(input in any::<String>(), k in 1usize..8) {
-        let admission = EndpointAdmission::new(&EndpointPolicy::FirstK(k)).unwrap();
-        let index = admission.resolve(&input);
+        let admission = Admission::new("server.address", &AdmissionPolicy::first_k(k), Hosts).unwrap();
+        let index = admission.resolve(&input).index();
         prop_assert!(index <= k);
-        if let Some(host) = admission.host(index) {
+        if let Some(host) = admission.value(index) {
             prop_assert!(host.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b)));
             prop_assert!(!host.is_empty() && host.len() <= 253);
         }
@@ -97,7 +97,7 @@ proptest! {
     #[test]
     fn credentials_paths_and_queries_never_reach_attributes(urls in prop::collection::vec(marked_url(), 1..20)) {
         let backend = InMemoryBackend::new();
-        let m = DeliveryRecorder::builder().endpoints(EndpointPolicy::FirstK(4)).build(&backend).unwrap();
+        let m = DeliveryRecorder::builder().endpoints(AdmissionPolicy::first_k(4)).build(&backend).unwrap();
         for (url, _) in &urls {
             m.record_delivery_success(url, Duration::from_millis(5));
             m.record_delivery_failure(url, 500, Duration::from_millis(5));
@@ -144,14 +144,14 @@ proptest! {
     #[test]
     fn user_ids_never_reach_attributes_and_scopes_stay_bounded(
         ids in prop::collection::vec("[A-Za-z0-9@._+-]{0,40}", 1..50),
-        prefix_len in 1u8..=2,
+        prefix_len in 1u8..=8,
         keyed in any::<bool>(),
         outcome in any_outcome(),
         age in any_duration(),
     ) {
         let hasher = if keyed { ScopeHasher::keyed(b"a deployment secret, 32 bytes...").unwrap() } else { ScopeHasher::sha256() };
         let backend = InMemoryBackend::new();
-        let m = IdempotencyRecorder::builder().scope_prefix_len(prefix_len).scope_hasher(hasher).build(&backend).unwrap();
+        let m = IdempotencyRecorder::builder().scope_prefix_len(prefix_len).admitted_scopes(16).scope_hasher(hasher).build(&backend).unwrap();
         for id in &ids {
             m.record_outcome(outcome, m.scope(id), Some(age));
             let hex = m.scope(id).hex();
@@ -162,10 +162,13 @@ proptest! {
         let mut scopes = HashSet::new();
         for p in points.iter().filter(|p| p.name == "idempotency.requests") {
             let scope = &p.attributes.iter().find(|(k, _)| k == "user_scope").unwrap().1;
-            prop_assert!(scope == "anonymous" || scope.len() == usize::from(prefix_len));
+            prop_assert!(scope == "anonymous" || scope == OTHER || scope.len() == usize::from(prefix_len));
+            prop_assert!(scope != OTHER || prefix_len > 3);
             scopes.insert(scope.clone());
         }
-        prop_assert!(scopes.len() <= (1usize << (4 * prefix_len)) + 1);
+        // 1–3 characters: every prefix and `anonymous`; 4–8: 16 admitted, `_OTHER`, `anonymous`.
+        let bound = if prefix_len <= 3 { (1usize << (4 * prefix_len)) + 1 } else { 16 + 2 };
+        prop_assert!(scopes.len() <= bound);
         for id in ids.iter().filter(|id| id.len() > 20) {
             prop_assert!(all_values(&points).all(|v| !v.contains(id.as_str())));
         }
@@ -209,18 +212,115 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Generic admission: distinct admitted values stay distinct (no merging by
+    /// "sanitising"), nothing outside the bound is emitted, and the overflow
+    /// counter counts exactly the folds into `_OTHER`.
+    #[test]
+    fn admission_keeps_values_distinct_stays_bounded_and_counts_folds(
+        inputs in prop::collection::vec(prop_oneof![
+            "[a-c][.\\-_]?[0-9]",
+            any::<String>(),
+            Just(String::new()),
+            "\\PC{0,300}",
+        ], 1..200),
+        allow in prop::collection::vec("[a-z]{1,3}", 0..4),
+        k in 0usize..6,
+    ) {
+        prop_assume!(!allow.is_empty() || k > 0);
+        let policy = AdmissionPolicy::allow_then_first_k(allow.clone(), k);
+        let backend = InMemoryBackend::new();
+        let admission = std::sync::Arc::new(Admission::new("model", &policy, Names).unwrap());
+        let recorder = outcometer::toolkit::build::<OpenNames>(&backend, OpenNamesConfig(admission.clone())).unwrap();
+        let mut admitted: HashMap<usize, String> = HashMap::new();
+        let mut folds = 0u64;
+        for input in &inputs {
+            let at = recorder.record(input);
+            prop_assert!(at.index() <= admission.capacity());
+            if at == admission.other() {
+                folds += 1;
+                continue;
+            }
+            // The same coordinate always means the same input, and vice versa.
+            let previous = admitted.entry(at.index()).or_insert_with(|| input.clone());
+            prop_assert_eq!(previous.as_str(), input.as_str());
+            prop_assert_eq!(admission.value(at.index()), Some(input.as_str()));
+        }
+        let distinct: HashSet<&String> = admitted.values().collect();
+        prop_assert_eq!(distinct.len(), admitted.len());
+        prop_assert!(admitted.len() <= admission.capacity());
+        let overflow = backend.counter_value("outcometer.attribute.overflow", &[("attribute", "model")]).unwrap_or(0);
+        prop_assert_eq!(overflow, folds);
+        let points = backend.points();
+        let seen: HashSet<&str> = points.iter().filter(|p| p.name == "names.seen").flat_map(|p| p.attributes.iter().map(|(_, v)| v.as_str())).collect();
+        prop_assert!(seen.len() <= admission.capacity() + 1);
+    }
+}
+
+/// A one-instrument family over an admitted open name, for the admission property.
+#[derive(Clone)]
+struct OpenNames {
+    admission: std::sync::Arc<Admission>,
+    seen: outcometer::toolkit::Counter<outcometer::toolkit::Admitted>,
+}
+
+#[derive(Clone, Debug)]
+struct OpenNamesConfig(std::sync::Arc<Admission>);
+
+impl Default for OpenNamesConfig {
+    fn default() -> Self {
+        OpenNamesConfig(std::sync::Arc::new(
+            Admission::new("model", &AdmissionPolicy::first_k(1), Names).unwrap(),
+        ))
+    }
+}
+
+impl PartialEq for OpenNamesConfig {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+static SEEN: outcometer::toolkit::InstrumentSpec =
+    outcometer::toolkit::InstrumentSpec::counter("names.seen", "{name}", "Names seen.");
+
+impl outcometer::toolkit::Family for OpenNames {
+    const NAME: &'static str = "open_names";
+    type Config = OpenNamesConfig;
+    fn build(
+        config: &OpenNamesConfig,
+        family: &mut outcometer::toolkit::FamilyBuilder<'_>,
+    ) -> Result<Self, outcometer::ConfigError> {
+        let dim = std::sync::Arc::new(outcometer::toolkit::AdmittedDimension(config.0.clone()));
+        Ok(OpenNames {
+            seen: family.counter(&SEEN, vec![dim])?,
+            admission: config.0.clone(),
+        })
+    }
+}
+
+impl OpenNames {
+    fn record(&self, name: &str) -> outcometer::toolkit::Admitted {
+        let at = self.admission.resolve(name);
+        self.seen.add(at, 1);
+        at
+    }
+}
+
 #[test]
 fn distinct_series_have_distinct_attribute_sets() {
+    // Every registered family, every series: adding a family adds it here.
     let backend = InMemoryBackend::new();
-    let idem = IdempotencyRecorder::builder().build(&backend).unwrap();
-    let delivery = DeliveryRecorder::builder()
-        .endpoints(EndpointPolicy::FirstK(3))
-        .build(&backend)
-        .unwrap();
-    for host in ["a.example", "b.example", "c.example"] {
-        delivery.endpoint(host);
+    outcometer::catalog::register_shipped_families(&backend).unwrap();
+    let delivery = DeliveryRecorder::builder().build(&backend).unwrap();
+    for host in (0..30).map(|i| format!("h{i}.example")) {
+        delivery.endpoint(&host);
     }
-    for def in idem.instruments().iter().chain(delivery.instruments().iter()) {
+    let instruments = backend.registry().unwrap().instruments();
+    assert!(instruments.len() >= 10);
+    for def in instruments.iter().map(|i| i.def()) {
         let mut seen = HashSet::new();
         for series in 0..def.series_bound() {
             let attrs: Vec<_> = def
@@ -228,11 +328,16 @@ fn distinct_series_have_distinct_attribute_sets() {
                 .into_iter()
                 .map(|a| (a.key, a.value.to_text()))
                 .collect();
-            assert!(
-                !attrs.is_empty() || def.dimensions().is_empty(),
-                "{} series {series} has no attributes",
-                def.name()
-            );
+            let admits = def.dimensions().iter().any(|d| d.admission().is_some());
+            if attrs.is_empty() {
+                // Only a slot of an admission that has not admitted a value yet.
+                assert!(
+                    def.dimensions().is_empty() || admits,
+                    "{} series {series} has no attributes",
+                    def.name()
+                );
+                continue;
+            }
             assert!(
                 seen.insert(attrs),
                 "{} repeats an attribute set at {series}",

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use outcometer::attr::ClosedSet;
 use outcometer::IdempotencyOutcome;
 use outcometer_examples::demo::{Args, Demo};
 use outcometer_tests::e2e::{tool, wait_until, Prometheus, Rotel};

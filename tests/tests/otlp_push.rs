@@ -5,20 +5,18 @@
 use std::time::Duration;
 
 use outcometer::{
-    DeliveryRecorder, EndpointPolicy, EventMetrics, IdempotencyMetrics, IdempotencyRecorder, UserScope,
+    AdmissionPolicy, DeliveryMetrics, DeliveryRecorder, IdempotencyMetrics, IdempotencyRecorder, UserScope,
 };
 use outcometer_exporter::{ExporterKind, OtlpProtocol, Telemetry, TemporalityPreference};
 use outcometer_tests::{histogram, number, released_port, temporality, Receiver};
 
 fn record_scenario(telemetry: &Telemetry) -> (IdempotencyRecorder, DeliveryRecorder) {
     let idem = IdempotencyRecorder::builder()
-        .namespace("wildside")
         .key_age_histogram(true)
         .build(&telemetry.backend())
         .unwrap();
     let delivery = DeliveryRecorder::builder()
-        .namespace("wildside")
-        .endpoints(EndpointPolicy::FirstK(3))
+        .endpoints(AdmissionPolicy::first_k(3))
         .build(&telemetry.backend())
         .unwrap();
     let scope = UserScope::from_digest(0x3000_0000);
@@ -38,6 +36,7 @@ fn telemetry(
     temporality: TemporalityPreference,
 ) -> Telemetry {
     Telemetry::builder()
+        .namespace("wildside")
         .service_name("otlp-test")
         .service_version("1.2.3")
         .exporters([ExporterKind::Otlp])
@@ -106,7 +105,7 @@ fn assert_scenario(receiver: &Receiver, want_temporality: i32) {
     .expect("point");
     assert_eq!(
         d.explicit_bounds,
-        outcometer::delivery::DURATION_BOUNDARIES_SECONDS.to_vec()
+        outcometer::toolkit::DELIVERY_DURATION_BOUNDARIES_SECONDS.to_vec()
     );
     assert_eq!(d.count, 1);
 

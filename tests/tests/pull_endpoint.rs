@@ -4,13 +4,18 @@
 use std::time::Duration;
 
 use outcometer::{
-    DeliveryRecorder, ErrorKind, EventMetrics, IdempotencyMetrics, IdempotencyRecorder, UserScope,
+    DeliveryRecorder, ErrorKind, DeliveryMetrics, IdempotencyMetrics, IdempotencyRecorder, UserScope,
 };
 use outcometer_exporter::{ExporterKind, OtlpProtocol, Telemetry};
 use outcometer_tests::{exposition_value, http_request, number, Receiver};
 
 fn pull_only() -> Telemetry {
+    pull_only_under("")
+}
+
+fn pull_only_under(namespace: &str) -> Telemetry {
     Telemetry::builder()
+        .namespace(namespace)
         .service_name("pull-test")
         .exporters([ExporterKind::Prometheus])
         .prometheus_host("127.0.0.1")
@@ -21,15 +26,13 @@ fn pull_only() -> Telemetry {
 
 #[test]
 fn scrape_shows_the_seed_names_and_labels() {
-    let telemetry = pull_only();
+    let telemetry = pull_only_under("wildside");
     let addr = telemetry.prometheus_address().expect("listening");
     let idem = IdempotencyRecorder::builder()
-        .namespace("wildside")
         .key_age_histogram(true)
         .build(&telemetry.backend())
         .unwrap();
     let delivery = DeliveryRecorder::builder()
-        .namespace("wildside")
         .build(&telemetry.backend())
         .unwrap();
     idem.record_miss(UserScope::from_digest(0xa1b2_c3d4));

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use outcometer::{DeliveryRecorder, ErrorKind, EventMetrics, IdempotencyMetrics, IdempotencyRecorder};
+use outcometer::{DeliveryRecorder, ErrorKind, DeliveryMetrics, IdempotencyMetrics, IdempotencyRecorder};
 use outcometer_exporter::{ExporterKind, Telemetry};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let telemetry = Telemetry::builder()
         .service_name("outcometer-quickstart")
+        .namespace("quickstart")
         .exporters(exporters)
         .build()?;
     let addr = telemetry
@@ -32,12 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("the Prometheus endpoint did not start")?;
     println!("serving metrics on http://{addr}/metrics for {seconds}s");
 
-    let idempotency = IdempotencyRecorder::builder()
-        .namespace("quickstart")
-        .build(&telemetry.backend())?;
-    let delivery = DeliveryRecorder::builder()
-        .namespace("quickstart")
-        .build(&telemetry.backend())?;
+    let idempotency = IdempotencyRecorder::builder().build(&telemetry.backend())?;
+    let delivery = DeliveryRecorder::builder().build(&telemetry.backend())?;
     let users = ["ada@example.com", "grace@example.com", "linus@example.com", ""];
     let hooks = [
         "https://hooks.example.com/a?token=x",

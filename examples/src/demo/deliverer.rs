@@ -1,7 +1,7 @@
 //! Delivers each accepted order as a webhook: a real POST over loopback with a
 //! per-attempt timeout, retries with backoff for retryable answers, and a
 //! dead letter when the event gives up. Every attempt is recorded through
-//! `EventMetrics`, the port a real deliverer would use.
+//! `DeliveryMetrics`, the port a real deliverer would use.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use outcometer::{ActiveTaskGuard, DeliveryRecorder, ErrorKind, EventMetrics};
+use outcometer::{ActiveTaskGuard, DeliveryRecorder, ErrorKind, DeliveryMetrics};
 
 use super::pool::{ConnectionPool, SendError};
 use super::tally::Tally;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use outcometer::attr::ClosedSet;
 use outcometer::IdempotencyOutcome;
 use tokio::sync::watch;
 use tokio::task::JoinSet;

@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outcometer::instrument::{InstrumentDef, InstrumentKind};
+use outcometer::toolkit::{Backend as _, InstrumentKind};
 use outcometer::{catalog, ConfigError, DeliveryRecorder, IdempotencyRecorder};
 use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
 
@@ -102,21 +102,18 @@ impl Demo {
     /// Builds the pipeline from `args` and the `OTEL_*` variables `env` returns,
     /// and starts the API and the sink on loopback.
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Demo, DemoError> {
-        let mut builder = Telemetry::builder().exporters(exporters(&env)?);
+        let mut builder = Telemetry::builder()
+            .namespace(&args.namespace)
+            .exporters(exporters(&env)?);
         if env("OTEL_SERVICE_NAME").is_none() {
             builder = builder.service_name("outcometer-demo");
         }
         let telemetry = builder.build_with_env(&env)?;
         // The demo shows every instrument, the opt-in key-age histogram included.
         let idempotency = IdempotencyRecorder::builder()
-            .namespace(&args.namespace)
             .key_age_histogram(true)
             .build(&telemetry.backend())?;
-        let delivery = Arc::new(
-            DeliveryRecorder::builder()
-                .namespace(&args.namespace)
-                .build(&telemetry.backend())?,
-        );
+        let delivery = Arc::new(DeliveryRecorder::builder().build(&telemetry.backend())?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("demo")
@@ -227,13 +224,14 @@ impl Demo {
             .metrics_service()
             .map(|s| s.render())
             .unwrap_or_default();
-        let mut instruments: Vec<Arc<InstrumentDef>> = self.api.metrics.instruments();
-        instruments.extend(self.api.deliverer.metrics.instruments());
+        let backend = self.telemetry.backend();
+        let instruments = backend.registry().map(|r| r.instruments()).unwrap_or_default();
         instruments
             .iter()
-            .map(|def| {
+            .map(|instrument| {
+                let def = instrument.def();
                 let name = catalog::prometheus_name(def);
-                let series_name = match def.spec().kind {
+                let series_name = match def.spec().kind() {
                     InstrumentKind::Histogram => format!("{name}_count"),
                     _ => name.clone(),
                 };

@@ -7,8 +7,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use outcometer::attr::ClosedSet;
-use outcometer::delivery::DURATION_BOUNDARIES_SECONDS;
+use outcometer::toolkit::DELIVERY_DURATION_BOUNDARIES_SECONDS as DURATION_BOUNDARIES_SECONDS;
 use outcometer::IdempotencyOutcome;
 
 const BUCKETS: usize = DURATION_BOUNDARIES_SECONDS.len() + 1;

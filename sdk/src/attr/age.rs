@@ -146,7 +146,6 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attr::ClosedSet;
 
     #[test]
     fn edges_are_half_open_and_match_seed_000() {

@@ -7,7 +7,7 @@
 
 use super::error_kind::ErrorKind;
 use super::status::{status_index, REGISTERED_STATUS_CODES, STATUS_OTHER_INDEX};
-use super::{quoted_list, AttrValue, Attribute, AttributeDoc, ClosedSet, Dimension, OTHER};
+use super::{quoted_list, AttrValue, Attribute, AttributeDoc, Dimension, OTHER};
 
 crate::closed_set! {
     /// How a delivery attempt ended.
@@ -55,6 +55,13 @@ impl DeliveryResult {
             DeliveryResult::Failure(code) => FAILURE_BASE + status_index(code),
             DeliveryResult::Error(kind) => ERROR_BASE + kind.index(),
         }
+    }
+}
+
+impl crate::instrument::Coordinate for DeliveryResult {
+    #[inline]
+    fn coordinate(self) -> usize {
+        self.index()
     }
 }
 

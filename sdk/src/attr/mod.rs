@@ -6,6 +6,7 @@
 //! policy first. A [`Dimension`] maps a dense index `0..cardinality()` to the
 //! attribute(s) of that index, which is what lets the hot path record by index.
 
+pub mod admission;
 pub mod age;
 pub mod delivery_result;
 pub mod endpoint;
@@ -78,6 +79,11 @@ pub trait Dimension: Send + Sync + fmt::Debug {
     fn attributes(&self, index: usize, out: &mut Vec<Attribute>);
     /// The attribute keys and value sets, for the docs.
     fn docs(&self) -> Vec<AttributeDoc>;
+    /// The admission behind this dimension, if its values are admitted at run
+    /// time; the registry counts its folds into `_OTHER` on the overflow counter.
+    fn admission(&self) -> Option<&Arc<admission::Admission>> {
+        None
+    }
 }
 
 /// A closed set of attribute values with explicit wire strings.
@@ -107,7 +113,7 @@ pub trait ClosedSet: Copy + Send + Sync + 'static {
 ///         DeadLettered = "dead_lettered",
 ///     }
 /// }
-/// use outcometer::attr::ClosedSet;
+/// use outcometer::toolkit::ClosedSet;
 /// assert_eq!(QueueOutcome::DeadLettered.as_str(), "dead_lettered");
 /// assert_eq!(QueueOutcome::ALL.len(), 2);
 /// ```
@@ -124,13 +130,21 @@ macro_rules! closed_set {
         $vis enum $name { $( $(#[$vmeta])* $variant ),+ }
 
         impl $name {
+            /// Every value, in index order.
+            pub const ALL: &'static [Self] = &[ $( $name::$variant ),+ ];
+
+            /// The dense index of this value in `ALL`.
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+
             /// The wire string of this value.
             pub const fn as_str(self) -> &'static str {
                 match self { $( $name::$variant => $wire ),+ }
             }
         }
 
-        impl $crate::attr::ClosedSet for $name {
+        impl $crate::toolkit::ClosedSet for $name {
             const KEY: &'static str = $key;
             const ALL: &'static [Self] = &[ $( $name::$variant ),+ ];
             fn as_str(self) -> &'static str { $name::as_str(self) }
@@ -143,6 +157,11 @@ macro_rules! closed_set {
             }
         }
     };
+}
+
+/// The dimension of closed set `E`, ready to list in an instrument's dimensions.
+pub fn closed<E: ClosedSet>() -> Arc<dyn Dimension> {
+    Arc::new(EnumDimension::<E>::new())
 }
 
 /// The dimension of a [`ClosedSet`]: one attribute, `ALL.len()` values.

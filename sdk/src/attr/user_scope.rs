@@ -10,7 +10,11 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::{quoted_list, AttrValue, Attribute, AttributeDoc, Dimension};
+use std::sync::Arc;
+
+use super::admission::{Admission, AdmissionPolicy, Normaliser};
+use super::{quoted_list, AttrValue, Attribute, AttributeDoc, Dimension, OTHER};
+use crate::instrument::Coordinate;
 use crate::error::ConfigError;
 
 /// The label value of requests that carry no user id.
@@ -49,15 +53,6 @@ impl UserScope {
             }
         };
         ScopeHex { text, len }
-    }
-
-    /// The dense index of this scope's `prefix_len`-character prefix.
-    #[inline]
-    pub(crate) fn prefix_index(self, prefix: ScopePrefixLen) -> usize {
-        match self.0 {
-            Some(digest) => (digest >> (32 - 4 * u32::from(prefix.0))) as usize,
-            None => prefix.prefix_count(),
-        }
     }
 }
 
@@ -192,24 +187,113 @@ impl Default for ScopePrefixLen {
     }
 }
 
-/// The `user_scope` dimension: `16^len` hex prefixes and `anonymous`.
-#[derive(Debug, Clone, Copy)]
+/// The longest prefix whose every value gets a series of its own (`16^3` = 4,096).
+/// Longer prefixes pass a first-K admission.
+pub const DENSE_MAX_PREFIX_LEN: u8 = 3;
+
+/// The default `K` of admitted prefixes for prefix lengths 4 to 8.
+pub const DEFAULT_ADMITTED_SCOPES: usize = 1000;
+
+/// The `user_scope` dimension and its resolver.
+///
+/// Prefixes of 1 to 3 characters are dense: `16^len` values and `anonymous`.
+/// Prefixes of 4 to 8 characters would be 65,536 to 4.3 billion values, so they
+/// pass a first-K [`Admission`] (`K` configurable, default 1,000): the first K
+/// distinct prefixes seen keep their value, later ones are `_OTHER` (and counted
+/// on `outcometer.attribute.overflow{attribute="user_scope"}`), and `anonymous`
+/// stays its own value. With length 8 this gives the full 8-hex scope under a
+/// declared bound.
+#[derive(Debug, Clone)]
 pub struct UserScopeDimension {
+    prefix: ScopePrefixLen,
+    admission: Option<Arc<Admission>>,
+}
+
+/// The coordinate of a user scope in [`UserScopeDimension`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeCoord(usize);
+
+impl Coordinate for ScopeCoord {
+    #[inline]
+    fn coordinate(self) -> usize {
+        self.0
+    }
+}
+
+impl UserScopeDimension {
+    /// Prefixes of `prefix` characters; `admitted` is the first-K `K` used for 4 to 8.
+    pub fn new(prefix: ScopePrefixLen, admitted: usize) -> Result<Self, ConfigError> {
+        let admission = if prefix.0 > DENSE_MAX_PREFIX_LEN {
+            Some(Arc::new(Admission::new(
+                "user_scope",
+                &AdmissionPolicy::first_k(admitted),
+                HexPrefixes(prefix.0),
+            )?))
+        } else {
+            None
+        };
+        Ok(UserScopeDimension { prefix, admission })
+    }
+
     /// The prefix length.
-    pub prefix: ScopePrefixLen,
+    pub fn prefix(&self) -> ScopePrefixLen {
+        self.prefix
+    }
+
+    fn anonymous(&self) -> usize {
+        match &self.admission {
+            Some(a) => a.capacity() + 1,
+            None => self.prefix.prefix_count(),
+        }
+    }
+
+    /// The coordinate of `scope`'s prefix (admitting it if the policy allows).
+    #[inline]
+    pub fn coordinate(&self, scope: UserScope) -> ScopeCoord {
+        let Some(digest) = scope.0 else {
+            return ScopeCoord(self.anonymous());
+        };
+        match &self.admission {
+            None => ScopeCoord((digest >> (32 - 4 * u32::from(self.prefix.0))) as usize),
+            Some(admission) => {
+                let hex = scope.hex();
+                let text = hex.as_str().get(..usize::from(self.prefix.0)).unwrap_or(ANONYMOUS);
+                ScopeCoord(admission.resolve(text).index())
+            }
+        }
+    }
+}
+
+/// Accepts exactly `n` lowercase hex characters.
+#[derive(Debug)]
+struct HexPrefixes(u8);
+
+impl Normaliser for HexPrefixes {
+    fn normalise<'a>(&self, input: &'a str) -> Option<&'a str> {
+        let ok = input.len() == usize::from(self.0) && input.bytes().all(|b| HEX.contains(&b));
+        ok.then_some(input)
+    }
+    fn describe(&self) -> &'static str {
+        "hex prefixes of the 8-hex scope"
+    }
 }
 
 impl Dimension for UserScopeDimension {
     fn cardinality(&self) -> usize {
-        self.prefix.prefix_count() + 1
+        self.anonymous() + 1
     }
     fn attributes(&self, index: usize, out: &mut Vec<Attribute>) {
-        let count = self.prefix.prefix_count();
-        let value = if index < count {
+        let value = if index == self.anonymous() {
+            AttrValue::Str(ANONYMOUS)
+        } else if let Some(admission) = &self.admission {
+            match admission.value(index) {
+                Some(v) => AttrValue::Shared(v.into()),
+                None if index == admission.capacity() => AttrValue::Str(OTHER),
+                None => return,
+            }
+        } else if index < self.prefix.prefix_count() {
             let width = usize::from(self.prefix.0);
             AttrValue::Shared(format!("{index:0width$x}").into())
-        } else if index == count {
-            AttrValue::Str(ANONYMOUS)
         } else {
             return;
         };
@@ -219,21 +303,28 @@ impl Dimension for UserScopeDimension {
         });
     }
     fn docs(&self) -> Vec<AttributeDoc> {
-        let first = format!("{:0w$x}", 0, w = usize::from(self.prefix.0));
-        let last = format!(
-            "{:0w$x}",
-            self.prefix.prefix_count() - 1,
-            w = usize::from(self.prefix.0)
-        );
-        vec![AttributeDoc {
-            key: "user_scope",
-            values: format!(
-                "{} hex prefixes (`{first}` … `{last}`, first {} character(s) of the 8-hex scope), {}",
-                self.prefix.prefix_count(),
-                self.prefix.0,
+        let width = usize::from(self.prefix.0);
+        let values = match &self.admission {
+            Some(admission) => format!(
+                "the first {} distinct {width}-character hex prefixes of the 8-hex scope seen, `_OTHER`, {}",
+                admission.capacity(),
                 quoted_list([ANONYMOUS])
             ),
+            None => format!(
+                "{} hex prefixes (`{:0width$x}` … `{:0width$x}`, first {width} character(s) of the 8-hex scope), {}",
+                self.prefix.prefix_count(),
+                0,
+                self.prefix.prefix_count() - 1,
+                quoted_list([ANONYMOUS])
+            ),
+        };
+        vec![AttributeDoc {
+            key: "user_scope",
+            values,
         }]
+    }
+    fn admission(&self) -> Option<&Arc<Admission>> {
+        self.admission.as_ref()
     }
 }
 
@@ -255,19 +346,27 @@ mod tests {
     }
 
     #[test]
-    fn prefix_index_is_the_leading_hex_characters() {
+    fn scope_coordinates_are_the_leading_hex_characters() {
         let scope = UserScope::from_digest(0xab12_cd34);
-        let one = ScopePrefixLen::new(1).unwrap();
-        let two = ScopePrefixLen::new(2).unwrap();
-        let eight = ScopePrefixLen::new(8).unwrap();
-        assert_eq!(scope.prefix_index(one), 0xa);
-        assert_eq!(scope.prefix_index(two), 0xab);
-        assert_eq!(scope.prefix_index(eight), 0xab12_cd34);
-        assert_eq!(UserScope::ANONYMOUS.prefix_index(two), 256);
+        let dim = |len| UserScopeDimension::new(ScopePrefixLen::new(len).unwrap(), 2).unwrap();
+        assert_eq!(dim(1).coordinate(scope), ScopeCoord(0xa));
+        assert_eq!(dim(2).coordinate(scope), ScopeCoord(0xab));
+        assert_eq!(dim(2).coordinate(UserScope::ANONYMOUS), ScopeCoord(256));
         let mut out = Vec::new();
-        UserScopeDimension { prefix: two }.attributes(0xab, &mut out);
+        dim(2).attributes(0xab, &mut out);
         assert_eq!(out[0].value, AttrValue::Shared("ab".into()));
-        assert!(scope.hex().as_str().starts_with("ab"));
+        // 8 characters: first-K admission of the full scope, then `_OTHER`, then anonymous.
+        let eight = dim(8);
+        assert_eq!(eight.cardinality(), 4);
+        assert_eq!(eight.coordinate(scope), ScopeCoord(0));
+        assert_eq!(eight.coordinate(UserScope::from_digest(1)), ScopeCoord(1));
+        assert_eq!(eight.coordinate(UserScope::from_digest(2)), ScopeCoord(2));
+        assert_eq!(eight.coordinate(UserScope::ANONYMOUS), ScopeCoord(3));
+        let mut out = Vec::new();
+        eight.attributes(0, &mut out);
+        eight.attributes(2, &mut out);
+        assert_eq!(out[0].value, AttrValue::Shared("ab12cd34".into()));
+        assert_eq!(out[1].value, AttrValue::Str(OTHER));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub enum Value {
         value: f64,
         monotonic: bool,
     },
+    Gauge(f64),
     Histogram {
         count: u64,
         sum: f64,
@@ -81,6 +82,16 @@ pub fn rows(resource_metrics: &ResourceMetrics) -> Vec<Row> {
             match metric.data() {
                 AggregatedMetrics::U64(MetricData::Sum(sum)) => push_sums!(sum, push, kv),
                 AggregatedMetrics::I64(MetricData::Sum(sum)) => push_sums!(sum, push, kv),
+                AggregatedMetrics::I64(MetricData::Gauge(g)) => {
+                    for p in g.data_points() {
+                        push(kv(&mut p.attributes()), Value::Gauge(p.value() as f64));
+                    }
+                }
+                AggregatedMetrics::F64(MetricData::Gauge(g)) => {
+                    for p in g.data_points() {
+                        push(kv(&mut p.attributes()), Value::Gauge(p.value()));
+                    }
+                }
                 AggregatedMetrics::F64(MetricData::Histogram(h)) => {
                     for p in h.data_points() {
                         push(
@@ -110,7 +121,7 @@ pub fn find<'a>(rows: &'a [Row], name: &str, attributes: &[&str]) -> Option<&'a 
 
 pub fn sum(rows: &[Row], name: &str, attributes: &[&str]) -> Option<f64> {
     match &find(rows, name, attributes)?.value {
-        Value::Sum { value, .. } => Some(*value),
+        Value::Sum { value, .. } | Value::Gauge(value) => Some(*value),
         Value::Histogram { .. } => None,
     }
 }
