@@ -17,10 +17,10 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 use outcometer::catalog::register_shipped_families;
+use outcometer::otel::OtelBackend;
 use outcometer::toolkit::{
     AttrValue, Attribute, AttributeDoc, Backend, Dimension, InstrumentDef, InstrumentSpec, Namespace, Series,
 };
-use outcometer::otel::OtelBackend;
 use outcometer_exporter::{ExporterKind, Telemetry};
 use prost::Message as _;
 

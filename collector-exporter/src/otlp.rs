@@ -1,19 +1,24 @@
 //! OTLP push over gRPC or HTTP/protobuf, and export-failure reporting.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
 
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::Temporality;
-
-use crate::config::{OtlpConfig, OtlpProtocol, TemporalityPreference};
-use crate::error::SetupError;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+use {
+    crate::config::{OtlpConfig, OtlpProtocol, TemporalityPreference},
+    crate::error::SetupError,
+    opentelemetry_sdk::error::OTelSdkError,
+    opentelemetry_sdk::error::OTelSdkResult,
+    opentelemetry_sdk::metrics::data::ResourceMetrics,
+    opentelemetry_sdk::metrics::exporter::PushMetricExporter,
+    opentelemetry_sdk::metrics::Temporality,
+    std::sync::Arc,
+    std::time::Duration,
+};
 
 /// What the pipeline knows about its pushes; shared with [`crate::Telemetry`].
 #[derive(Debug, Default)]
+#[cfg_attr(not(any(feature = "otlp-grpc", feature = "otlp-http")), allow(dead_code))]
 pub struct ExportHealth {
     succeeded: AtomicU64,
     failed: AtomicU64,
@@ -39,6 +44,7 @@ impl ExportHealth {
     }
 
     /// Records a result; reports once per failure streak, and the recovery.
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     pub(crate) fn observe(&self, exporter: &str, endpoint: &str, result: &OTelSdkResult) {
         match result {
             Ok(()) => {
@@ -71,6 +77,7 @@ impl ExportHealth {
 
 /// Logs through `tracing`, or to stderr when no subscriber is installed, because
 /// a failure nobody sees is the bug this exists to prevent.
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 fn report(is_error: bool, message: &str) {
     if tracing::dispatcher::has_been_set() {
         if is_error {
@@ -85,6 +92,7 @@ fn report(is_error: bool, message: &str) {
 
 /// Wraps a push exporter: counts and reports failures, and (for gRPC) runs the
 /// export on a private tokio runtime, since the periodic reader's thread has none.
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 pub(crate) struct ReportingExporter<E> {
     inner: E,
     name: &'static str,
@@ -93,6 +101,7 @@ pub(crate) struct ReportingExporter<E> {
     runtime: Option<tokio_handle::Runtime>,
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 impl<E: PushMetricExporter> PushMetricExporter for ReportingExporter<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let result = match &self.runtime {
@@ -140,7 +149,7 @@ mod tokio_handle {
     }
 }
 
-#[cfg(not(feature = "otlp-grpc"))]
+#[cfg(all(feature = "otlp-http", not(feature = "otlp-grpc")))]
 mod tokio_handle {
     pub(crate) enum Runtime {}
 
@@ -151,6 +160,7 @@ mod tokio_handle {
     }
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 fn temporality(preference: TemporalityPreference) -> Temporality {
     match preference {
         TemporalityPreference::Cumulative => Temporality::Cumulative,
@@ -159,6 +169,7 @@ fn temporality(preference: TemporalityPreference) -> Temporality {
     }
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 fn build_error(config: &OtlpConfig, e: impl std::fmt::Display) -> SetupError {
     SetupError::Otlp {
         endpoint: config.endpoint.clone(),
@@ -166,6 +177,7 @@ fn build_error(config: &OtlpConfig, e: impl std::fmt::Display) -> SetupError {
     }
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 /// Builds the OTLP push exporter that `config` describes.
 pub(crate) fn exporter(
     config: &OtlpConfig,
@@ -235,7 +247,7 @@ fn grpc(
     Ok((exporter, Some(tokio_handle::Runtime(Some(runtime)))))
 }
 
-#[cfg(not(feature = "otlp-grpc"))]
+#[cfg(all(feature = "otlp-http", not(feature = "otlp-grpc")))]
 fn grpc(
     _: &OtlpConfig,
 ) -> Result<(opentelemetry_otlp::MetricExporter, Option<tokio_handle::Runtime>), SetupError> {
@@ -265,7 +277,7 @@ fn http(config: &OtlpConfig) -> Result<opentelemetry_otlp::MetricExporter, Setup
         .map_err(|e| build_error(config, e))
 }
 
-#[cfg(not(feature = "otlp-http"))]
+#[cfg(all(feature = "otlp-grpc", not(feature = "otlp-http")))]
 fn http(_: &OtlpConfig) -> Result<opentelemetry_otlp::MetricExporter, SetupError> {
     Err(SetupError::FeatureDisabled {
         what: "OTLP over HTTP/protobuf".into(),

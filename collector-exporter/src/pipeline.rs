@@ -8,7 +8,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::Resource;
 use outcometer::otel::OtelBackend;
-use outcometer::toolkit::{Registry, RegisteredFamily};
+use outcometer::toolkit::{RegisteredFamily, Registry};
 
 use crate::config::{ExporterKind, ResolvedConfig, TelemetryBuilder};
 use crate::error::SetupError;
@@ -69,7 +69,13 @@ impl Telemetry {
         Self::builder().build()
     }
 
-    fn start(config: ResolvedConfig, namespace: Option<String>, serve_pull: bool) -> Result<Telemetry, SetupError> {
+    fn start(
+        config: ResolvedConfig,
+        namespace: Option<String>,
+        serve_pull: bool,
+    ) -> Result<Telemetry, SetupError> {
+        #[cfg(not(feature = "prometheus"))]
+        let _ = serve_pull;
         let registry = Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget);
         let health = Arc::new(ExportHealth::default());
         let resource = Resource::builder_empty()
@@ -86,9 +92,17 @@ impl Telemetry {
         let mut pull = None;
         for kind in &config.exporters {
             match kind {
+                #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
                 ExporterKind::Otlp => {
                     let exporter = crate::otlp::exporter(&config.otlp, health.clone())?;
                     builder = builder.with_reader(periodic(exporter, &config));
+                }
+                #[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+                ExporterKind::Otlp => {
+                    return Err(SetupError::FeatureDisabled {
+                        what: "OTLP push".into(),
+                        feature: "otlp-grpc` or `otlp-http",
+                    })
                 }
                 ExporterKind::Console => {
                     builder = builder.with_reader(periodic(crate::console::ConsoleExporter, &config));

@@ -121,7 +121,8 @@ fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
     let seen = demo.run(std::future::pending(), |_| {});
     assert!(seen.requests() > 500, "{seen}");
     let counts = demo.series_counts();
-    assert_eq!(counts.len(), 9);
+    // 9 instruments of the two families and the overflow meta counter.
+    assert_eq!(counts.len(), 10);
     for count in &counts {
         assert!(count.exported <= count.bound, "{count:?}");
     }
@@ -140,6 +141,16 @@ fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
         .filter_map(|l| l.split("server_address=\"").nth(1)?.split('"').next())
         .collect();
     assert!(hosts.len() <= 21 && hosts.contains("_OTHER"), "{hosts:?}");
+    // 500 endpoints against 20 admitted hosts: the folds are counted.
+    let overflow = body
+        .lines()
+        .find(|l| {
+            l.starts_with("outcometer_attribute_overflow_total{")
+                && l.contains("attribute=\"server.address\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(overflow > 0.0, "no overflow counted:\n{body}");
     let scopes: std::collections::BTreeSet<&str> = body
         .lines()
         .filter(|l| l.starts_with("bounds_idempotency_requests_total{"))

@@ -16,8 +16,8 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 use outcometer::otel::OtelBackend;
 use outcometer::{
-    AgeBucket, DeliveryRecorder, DeliveryResult, Endpoint, ErrorKind, IdempotencyMetrics,
-    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher, UserScope,
+    AgeBucket, DeliveryRecorder, DeliveryResult, Endpoint, ErrorKind, IdempotencyMetrics, IdempotencyOutcome,
+    IdempotencyRecorder, ScopeHasher, UserScope,
 };
 
 const OUTCOMES: [IdempotencyOutcome; 3] = [

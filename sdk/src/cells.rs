@@ -47,7 +47,9 @@ macro_rules! handle_common {
 
         impl<C: Coords> fmt::Debug for $ty<C> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($ty)).field("def", &self.def).finish()
+                f.debug_struct(stringify!($ty))
+                    .field("def", &self.def)
+                    .finish()
             }
         }
 
@@ -228,7 +230,9 @@ handle_common!(Gauge);
 impl Gauge<Series> {
     /// A gauge with no series set, not yet exported.
     pub fn new(def: Arc<InstrumentDef>) -> Self {
-        let cells = (0..def.series_bound()).map(|_| AtomicI64::new(UNSET_I64)).collect();
+        let cells = (0..def.series_bound())
+            .map(|_| AtomicI64::new(UNSET_I64))
+            .collect();
         Gauge {
             def,
             cells,
@@ -296,7 +300,9 @@ impl FloatGauge<Series> {
     /// A float gauge with no series set, not yet exported.
     pub fn new(def: Arc<InstrumentDef>) -> Self {
         let cells = Arc::new(FloatCells {
-            values: (0..def.series_bound()).map(|_| AtomicU64::new(UNSET_F64)).collect(),
+            values: (0..def.series_bound())
+                .map(|_| AtomicU64::new(UNSET_F64))
+                .collect(),
             callback: OnceLock::new(),
         });
         FloatGauge {
@@ -345,7 +351,10 @@ impl<C: Coords> FloatGauge<C> {
     /// collected. Set once; later calls are ignored.
     pub(crate) fn set_callback(&self, callback: impl Fn(&FloatGauge<C>) + Send + Sync + 'static) {
         let typed = self.clone();
-        let _ = self.cells.callback.set(Arc::new(move |_: &FloatGauge<Series>| callback(&typed)));
+        let _ = self
+            .cells
+            .callback
+            .set(Arc::new(move |_: &FloatGauge<Series>| callback(&typed)));
     }
 }
 

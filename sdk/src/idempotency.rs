@@ -346,7 +346,8 @@ impl IdempotencyMetrics for IdempotencyRecorder {
             (Some(_), Some(age)) => AgeBucket::from_age(age),
             _ => AgeBucket::NotApplicable,
         };
-        self.requests.add((outcome, self.scopes.coordinate(scope), age), 1);
+        self.requests
+            .add((outcome, self.scopes.coordinate(scope), age), 1);
         if let (Some(histogram), Some(reuse), Some(age)) = (&self.key_age, reuse, key_age) {
             histogram.record(reuse, age.as_secs_f64());
         }

@@ -66,7 +66,12 @@ pub struct InstrumentSpec {
 }
 
 impl InstrumentSpec {
-    const fn new(name: &'static str, kind: InstrumentKind, unit: &'static str, description: &'static str) -> Self {
+    const fn new(
+        name: &'static str,
+        kind: InstrumentKind,
+        unit: &'static str,
+        description: &'static str,
+    ) -> Self {
         InstrumentSpec {
             name,
             kind,
@@ -441,7 +446,10 @@ mod tests {
         }
         for bad in ["1abc", "has space", "dot.", "ünï", &"a".repeat(201)] {
             let err = Namespace::new(bad).unwrap_err();
-            assert!(err.to_string().contains("must start with an ASCII letter"), "{err}");
+            assert!(
+                err.to_string().contains("must start with an ASCII letter"),
+                "{err}"
+            );
         }
         assert_eq!(Namespace::new("").unwrap(), Namespace::NONE);
     }

@@ -79,8 +79,8 @@ pub use delivery::{
 };
 pub use error::ConfigError;
 pub use idempotency::{
-    IdempotencyConfig, IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder, IdempotencyRecorderBuilder,
-    KeyReuse, NoopIdempotencyMetrics, StoreOperation,
+    IdempotencyConfig, IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder,
+    IdempotencyRecorderBuilder, KeyReuse, NoopIdempotencyMetrics, StoreOperation,
 };
 
 /// The ports, to `use outcometer::prelude::*` where recording happens.
@@ -97,18 +97,25 @@ pub mod prelude {
 /// `examples/src/bin/custom_family.rs` and "Adding a family" in `docs/architecture.md`.
 pub mod toolkit {
     pub use crate::attr::admission::{
-        Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names, Normaliser, MAX_ADMITTED, MAX_VALUE_LEN,
+        Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names, Normaliser, MAX_ADMITTED,
+        MAX_VALUE_LEN,
     };
     pub use crate::attr::age::AGE_BUCKET_EDGES_SECONDS;
-    pub use crate::attr::endpoint::{host_of, Hosts, DEFAULT_ADMITTED_HOSTS};
     pub use crate::attr::delivery_result::{DeliveryResultDimension, DELIVERY_RESULT_CARDINALITY};
+    pub use crate::attr::endpoint::{host_of, Hosts, DEFAULT_ADMITTED_HOSTS};
     pub use crate::attr::status::{status_index, REGISTERED_STATUS_CODES};
-    pub use crate::attr::user_scope::{ScopeCoord, ScopePrefixLen, UserScopeDimension, DEFAULT_ADMITTED_SCOPES};
-    pub use crate::attr::{closed, AttrValue, Attribute, AttributeDoc, ClosedSet, Dimension, EnumDimension, OTHER};
+    pub use crate::attr::user_scope::{
+        ScopeCoord, ScopePrefixLen, UserScopeDimension, DEFAULT_ADMITTED_SCOPES,
+    };
+    pub use crate::attr::{
+        closed, AttrValue, Attribute, AttributeDoc, ClosedSet, Dimension, EnumDimension, OTHER,
+    };
     pub use crate::backend::{Backend, Detached};
+    pub use crate::cells::{
+        Counter, FloatGauge, Gauge, Histogram, HistogramSink, InFlightGuard, UpDownCounter,
+    };
     pub use crate::delivery::DURATION_BOUNDARIES_SECONDS as DELIVERY_DURATION_BOUNDARIES_SECONDS;
     pub use crate::idempotency::REQUEST_DURATION_BOUNDARIES_SECONDS as IDEMPOTENCY_REQUEST_DURATION_BOUNDARIES_SECONDS;
-    pub use crate::cells::{Counter, FloatGauge, Gauge, Histogram, HistogramSink, InFlightGuard, UpDownCounter};
     pub use crate::instrument::{
         Coordinate, Coords, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace, Series, Strides,
         MAX_DIMENSIONS, MAX_NAMESPACE_LEN, MAX_SERIES_PER_INSTRUMENT,

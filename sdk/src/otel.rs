@@ -126,7 +126,10 @@ impl Views {
         self.declared
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(def.name().to_owned(), (def.series_bound(), def.spec().boundaries()));
+            .insert(
+                def.name().to_owned(),
+                (def.series_bound(), def.spec().boundaries()),
+            );
     }
 
     /// The stream for `instrument`, if it was declared; pass to `with_view`.

@@ -173,7 +173,10 @@ impl Registry {
     }
 
     /// Calls `listener` with each family registered and the series budget after it.
-    pub fn on_register(mut self, listener: impl Fn(&RegisteredFamily, usize) + Send + Sync + 'static) -> Self {
+    pub fn on_register(
+        mut self,
+        listener: impl Fn(&RegisteredFamily, usize) + Send + Sync + 'static,
+    ) -> Self {
         self.listener = Some(Box::new(listener));
         self
     }
@@ -208,7 +211,11 @@ impl Registry {
 
     /// Builds `F` on `backend`, or returns the one already registered with an
     /// equal config; a different config is an error.
-    pub fn build<F: Family>(&self, backend: &(impl Backend + ?Sized), config: F::Config) -> Result<F, ConfigError> {
+    pub fn build<F: Family>(
+        &self,
+        backend: &(impl Backend + ?Sized),
+        config: F::Config,
+    ) -> Result<F, ConfigError> {
         let mut inner = self.lock();
         if let Some(entry) = inner.entries.iter().find(|e| e.family.name == F::NAME) {
             let same = entry.config.downcast_ref::<F::Config>() == Some(&config);

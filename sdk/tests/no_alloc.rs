@@ -103,10 +103,7 @@ fn idempotency_recording_allocates_nothing() {
         };
         run();
         let counted = measure(run);
-        assert_eq!(
-            counted.count_total, 0,
-            "histograms({histograms}): {counted:?}"
-        );
+        assert_eq!(counted.count_total, 0, "histograms({histograms}): {counted:?}");
     }
 }
 

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{collect, find, sum, user_provider, Value};
-use outcometer::otel::OtelBackend;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use outcometer::otel::OtelBackend;
 use outcometer::toolkit::Backend;
 use outcometer::{
     AdmissionPolicy, DeliveryMetrics, DeliveryRecorder, ErrorKind, IdempotencyMetrics, IdempotencyRecorder,
@@ -17,7 +17,9 @@ use outcometer::{
 #[test]
 fn idempotency_instruments_have_exact_names_units_attributes_and_values() {
     let (provider, exporter) = user_provider();
-    let backend = OtelBackend::from_provider(&provider).namespace("wildside").unwrap();
+    let backend = OtelBackend::from_provider(&provider)
+        .namespace("wildside")
+        .unwrap();
     let m = IdempotencyRecorder::builder()
         .key_age_histogram(true)
         .build(&backend)
@@ -112,7 +114,9 @@ fn the_key_age_histogram_is_exported_only_when_asked_for() {
 #[test]
 fn delivery_instruments_have_exact_names_units_attributes_and_values() {
     let (provider, exporter) = user_provider();
-    let backend = OtelBackend::from_provider(&provider).namespace("repo_roller").unwrap();
+    let backend = OtelBackend::from_provider(&provider)
+        .namespace("repo_roller")
+        .unwrap();
     let m = DeliveryRecorder::builder()
         .endpoints(AdmissionPolicy::first_k(2))
         .build(&backend)
@@ -335,7 +339,10 @@ fn two_recorders_of_one_family_on_one_backend_share_cells() {
         .scope_prefix_len(2)
         .build(&backend)
         .unwrap_err();
-    assert!(err.to_string().contains("family `idempotency` is already built"), "{err}");
+    assert!(
+        err.to_string().contains("family `idempotency` is already built"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -353,10 +360,16 @@ fn build_and_drop_cycles_register_nothing_new() {
     assert_eq!(registry.instruments().len(), instruments);
     let _live = keep.track_active_task();
     let rows = collect(&provider, &exporter);
-    assert_eq!(sum(&rows, "delivery.retries", &["server.address=a.example"]), Some(2000.0));
+    assert_eq!(
+        sum(&rows, "delivery.retries", &["server.address=a.example"]),
+        Some(2000.0)
+    );
     // The live task is not hidden by a dropped recorder's zero.
     assert_eq!(sum(&rows, "delivery.active_tasks", &[]), Some(1.0));
-    assert_eq!(rows.iter().filter(|r| r.name == "delivery.active_tasks").count(), 1);
+    assert_eq!(
+        rows.iter().filter(|r| r.name == "delivery.active_tasks").count(),
+        1
+    );
 }
 
 #[test]
@@ -381,7 +394,11 @@ fn with_views_sets_each_instruments_limit_to_its_bound() {
     }
     let rows = collect(&provider, &exporter);
     let attempts = rows.iter().filter(|r| r.name == "delivery.attempts").count();
-    assert_eq!(attempts, 150 * (12 + 7), "more than the SDK's default limit of 2,000, none merged");
+    assert_eq!(
+        attempts,
+        150 * (12 + 7),
+        "more than the SDK's default limit of 2,000, none merged"
+    );
     assert!(rows
         .iter()
         .all(|r| !r.attributes.iter().any(|a| a.contains("otel.metric.overflow"))));
@@ -408,7 +425,10 @@ fn gauges_and_callback_gauges_are_exported() {
                 depth: family.gauge(&DEPTH, vec![closed::<ErrorKind>()])?,
                 bytes: family.float_gauge(&BYTES, vec![])?,
                 _up: family.callback_gauge(&UP, vec![], move |g| {
-                    g.set((), f64::from(healthy.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+                    g.set(
+                        (),
+                        f64::from(healthy.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+                    )
                 })?,
             })
         }
@@ -422,9 +442,17 @@ fn gauges_and_callback_gauges_are_exported() {
     let rows = collect(&provider, &exporter);
     assert_eq!(sum(&rows, "test.depth", &["error.type=io"]), Some(0.0));
     assert_eq!(sum(&rows, "test.depth", &["error.type=dns"]), Some(1001.0));
-    assert_eq!(rows.iter().filter(|r| r.name == "test.depth").count(), 2, "unset series stay out");
+    assert_eq!(
+        rows.iter().filter(|r| r.name == "test.depth").count(),
+        2,
+        "unset series stay out"
+    );
     assert_eq!(sum(&rows, "test.bytes", &[]), Some(1.5e6));
     assert_eq!(sum(&rows, "test.up", &[]), Some(3.0));
     let rows = collect(&provider, &exporter);
-    assert_eq!(sum(&rows, "test.up", &[]), Some(4.0), "the callback runs at each collection");
+    assert_eq!(
+        sum(&rows, "test.up", &[]),
+        Some(4.0),
+        "the callback runs at each collection"
+    );
 }

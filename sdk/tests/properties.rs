@@ -10,8 +10,8 @@ use outcometer::toolkit::{
     REGISTERED_STATUS_CODES,
 };
 use outcometer::{
-    AgeBucket, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind, IdempotencyMetrics, IdempotencyOutcome,
-    IdempotencyRecorder, ScopeHasher,
+    AgeBucket, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind, IdempotencyMetrics,
+    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher,
 };
 use proptest::prelude::*;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use outcometer::{
-    DeliveryRecorder, ErrorKind, DeliveryMetrics, IdempotencyMetrics, IdempotencyRecorder, UserScope,
+    DeliveryMetrics, DeliveryRecorder, ErrorKind, IdempotencyMetrics, IdempotencyRecorder, UserScope,
 };
 use outcometer_exporter::{ExporterKind, OtlpProtocol, Telemetry};
 use outcometer_tests::{exposition_value, http_request, number, Receiver};
@@ -32,9 +32,7 @@ fn scrape_shows_the_seed_names_and_labels() {
         .key_age_histogram(true)
         .build(&telemetry.backend())
         .unwrap();
-    let delivery = DeliveryRecorder::builder()
-        .build(&telemetry.backend())
-        .unwrap();
+    let delivery = DeliveryRecorder::builder().build(&telemetry.backend()).unwrap();
     idem.record_miss(UserScope::from_digest(0xa1b2_c3d4));
     idem.record_conflict(UserScope::from_digest(0xe5f6_0000), Duration::from_secs(600));
     delivery.record_delivery_success("https://hooks.example.com", Duration::from_millis(120));

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use outcometer::{DeliveryRecorder, ErrorKind, DeliveryMetrics, IdempotencyMetrics, IdempotencyRecorder};
+use outcometer::{DeliveryMetrics, DeliveryRecorder, ErrorKind, IdempotencyMetrics, IdempotencyRecorder};
 use outcometer_exporter::{ExporterKind, Telemetry};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

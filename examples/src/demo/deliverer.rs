@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use outcometer::{ActiveTaskGuard, DeliveryRecorder, ErrorKind, DeliveryMetrics};
+use outcometer::{ActiveTaskGuard, DeliveryMetrics, DeliveryRecorder, ErrorKind};
 
 use super::pool::{ConnectionPool, SendError};
 use super::tally::Tally;

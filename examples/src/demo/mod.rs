@@ -102,6 +102,8 @@ impl Demo {
     /// Builds the pipeline from `args` and the `OTEL_*` variables `env` returns,
     /// and starts the API and the sink on loopback.
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Demo, DemoError> {
+        // Checked first so the error names the flag, not the pipeline.
+        outcometer::toolkit::Namespace::new(&args.namespace)?;
         let mut builder = Telemetry::builder()
             .namespace(&args.namespace)
             .exporters(exporters(&env)?);

@@ -330,7 +330,10 @@ impl Admission {
                     return None;
                 }
                 let index = (low - 1) as usize;
-                if self.slots[index].get().is_some_and(|s| s.matches(value, self.fold)) {
+                if self.slots[index]
+                    .get()
+                    .is_some_and(|s| s.matches(value, self.fold))
+                {
                     return Some(index);
                 }
             }
@@ -355,7 +358,9 @@ impl Admission {
         match (self.allowed, first_k) {
             (0, k) => format!("the first {k} distinct values seen ({what}), `_OTHER`"),
             (n, 0) => format!("the {n} allow-listed values ({what}), `_OTHER`"),
-            (n, k) => format!("the {n} allow-listed values, then the first {k} others seen ({what}), `_OTHER`"),
+            (n, k) => {
+                format!("the {n} allow-listed values, then the first {k} others seen ({what}), `_OTHER`")
+            }
         }
     }
 }

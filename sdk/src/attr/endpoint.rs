@@ -129,6 +129,11 @@ mod tests {
         let fixed = Admission::new("server.address", &policy, Hosts).unwrap();
         assert_eq!(fixed.capacity(), 1);
         assert_eq!(fixed.resolve("https://hooks.example.com/a").index(), 0);
-        assert!(Admission::new("server.address", &AdmissionPolicy::allow_list(["https://x.com/p"]), Hosts).is_err());
+        assert!(Admission::new(
+            "server.address",
+            &AdmissionPolicy::allow_list(["https://x.com/p"]),
+            Hosts
+        )
+        .is_err());
     }
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use super::admission::{Admission, AdmissionPolicy, Normaliser};
 use super::{quoted_list, AttrValue, Attribute, AttributeDoc, Dimension, OTHER};
-use crate::instrument::Coordinate;
 use crate::error::ConfigError;
+use crate::instrument::Coordinate;
 
 /// The label value of requests that carry no user id.
 pub const ANONYMOUS: &str = "anonymous";
@@ -257,7 +257,10 @@ impl UserScopeDimension {
             None => ScopeCoord((digest >> (32 - 4 * u32::from(self.prefix.0))) as usize),
             Some(admission) => {
                 let hex = scope.hex();
-                let text = hex.as_str().get(..usize::from(self.prefix.0)).unwrap_or(ANONYMOUS);
+                let text = hex
+                    .as_str()
+                    .get(..usize::from(self.prefix.0))
+                    .unwrap_or(ANONYMOUS);
                 ScopeCoord(admission.resolve(text).index())
             }
         }
