@@ -1,4 +1,4 @@
-//! Key age at reuse, bucketed on the edges operators reason in (seed 000):
+//! Key age at reuse, bucketed on the edges operators reason in (under a minute, minutes, hours, a day):
 //! immediate retry, client back-off, session recovery, tab refresh, same-day
 //! return, next-day retry, and past a 24-hour TTL.
 

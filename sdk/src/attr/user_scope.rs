@@ -108,7 +108,7 @@ impl Default for ScopeHasher {
 }
 
 impl ScopeHasher {
-    /// Plain SHA-256, as seed 000: stable across deployments, but an id from a small
+    /// Plain SHA-256, the common choice: stable across deployments, but an id from a small
     /// space (an e-mail address) can be recovered by hashing a dictionary.
     pub fn sha256() -> Self {
         ScopeHasher { keyed: None }
