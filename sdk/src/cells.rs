@@ -16,7 +16,8 @@ use std::sync::{Arc, OnceLock};
 use crate::error::ConfigError;
 use crate::instrument::{Coords, InstrumentDef, Series};
 
-fn retype_check<D: Coords>(def: &InstrumentDef) -> Result<(), ConfigError> {
+/// `Ok` when coordinates `D` address `def`'s dimensions.
+pub(crate) fn retype_check<D: Coords>(def: &InstrumentDef) -> Result<(), ConfigError> {
     if D::fit(def.dimensions()) {
         Ok(())
     } else {

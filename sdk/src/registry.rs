@@ -322,13 +322,16 @@ impl FamilyBuilder<'_> {
         self.family
     }
 
-    fn define(
+    /// Validates before anything is created on the backend, so a failed build
+    /// leaves nothing behind.
+    fn define<C: Coords>(
         &self,
         spec: &'static InstrumentSpec,
         kind: InstrumentKind,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<Arc<InstrumentDef>, ConfigError> {
         let def = InstrumentDef::new(spec, self.namespace, dimensions)?;
+        crate::cells::retype_check::<C>(&def)?;
         if spec.kind() != kind {
             return Err(ConfigError::KindMismatch {
                 instrument: def.name().to_owned(),
@@ -373,7 +376,7 @@ impl FamilyBuilder<'_> {
         spec: &'static InstrumentSpec,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<Counter<C>, ConfigError> {
-        let def = self.define(spec, InstrumentKind::Counter, dimensions)?;
+        let def = self.define::<C>(spec, InstrumentKind::Counter, dimensions)?;
         let any = AnyInstrument::Counter(self.backend.backend().counter(def));
         self.typed::<_, C>(any, |a| match a {
             AnyInstrument::Counter(c) => Some(c.typed()),
@@ -387,7 +390,7 @@ impl FamilyBuilder<'_> {
         spec: &'static InstrumentSpec,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<UpDownCounter<C>, ConfigError> {
-        let def = self.define(spec, InstrumentKind::UpDownCounter, dimensions)?;
+        let def = self.define::<C>(spec, InstrumentKind::UpDownCounter, dimensions)?;
         let any = AnyInstrument::UpDownCounter(self.backend.backend().up_down_counter(def));
         self.typed::<_, C>(any, |a| match a {
             AnyInstrument::UpDownCounter(c) => Some(c.typed()),
@@ -401,7 +404,7 @@ impl FamilyBuilder<'_> {
         spec: &'static InstrumentSpec,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<Gauge<C>, ConfigError> {
-        let def = self.define(spec, InstrumentKind::Gauge, dimensions)?;
+        let def = self.define::<C>(spec, InstrumentKind::Gauge, dimensions)?;
         let any = AnyInstrument::Gauge(self.backend.backend().gauge(def));
         self.typed::<_, C>(any, |a| match a {
             AnyInstrument::Gauge(c) => Some(c.typed()),
@@ -415,7 +418,7 @@ impl FamilyBuilder<'_> {
         spec: &'static InstrumentSpec,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<FloatGauge<C>, ConfigError> {
-        let def = self.define(spec, InstrumentKind::Gauge, dimensions)?;
+        let def = self.define::<C>(spec, InstrumentKind::Gauge, dimensions)?;
         let any = AnyInstrument::FloatGauge(self.backend.backend().float_gauge(def));
         self.typed::<_, C>(any, |a| match a {
             AnyInstrument::FloatGauge(c) => Some(c.typed()),
@@ -442,11 +445,114 @@ impl FamilyBuilder<'_> {
         spec: &'static InstrumentSpec,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<Histogram<C>, ConfigError> {
-        let def = self.define(spec, InstrumentKind::Histogram, dimensions)?;
+        let def = self.define::<C>(spec, InstrumentKind::Histogram, dimensions)?;
         let any = AnyInstrument::Histogram(self.backend.backend().histogram(def));
         self.typed::<_, C>(any, |a| match a {
             AnyInstrument::Histogram(c) => Some(c.typed()),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attr::closed;
+    use crate::attr::error_kind::ErrorKind;
+    use crate::backend::Detached;
+
+    static THINGS: InstrumentSpec = InstrumentSpec::counter("things", "{thing}", "Things.");
+    static HUGE: InstrumentSpec = InstrumentSpec::counter("huge", "{thing}", "Too many.");
+
+    #[derive(Clone)]
+    struct A(Counter<ErrorKind>);
+    impl Family for A {
+        const NAME: &'static str = "a";
+        type Config = u8;
+        fn build(_: &u8, family: &mut FamilyBuilder<'_>) -> Result<Self, ConfigError> {
+            Ok(A(family.counter(&THINGS, vec![closed::<ErrorKind>()])?))
+        }
+    }
+
+    #[derive(Clone)]
+    struct B;
+    impl Family for B {
+        const NAME: &'static str = "b";
+        type Config = ();
+        fn build(_: &(), family: &mut FamilyBuilder<'_>) -> Result<Self, ConfigError> {
+            family.counter::<ErrorKind>(&THINGS, vec![closed::<ErrorKind>()])?;
+            Ok(B)
+        }
+    }
+
+    #[derive(Clone)]
+    struct Mismatched;
+    impl Family for Mismatched {
+        const NAME: &'static str = "mismatched";
+        type Config = ();
+        fn build(_: &(), family: &mut FamilyBuilder<'_>) -> Result<Self, ConfigError> {
+            family.counter::<crate::attr::age::AgeBucket>(&HUGE, vec![closed::<ErrorKind>()])?;
+            Ok(Mismatched)
+        }
+    }
+
+    #[derive(Clone)]
+    struct WrongKind;
+    impl Family for WrongKind {
+        const NAME: &'static str = "wrong_kind";
+        type Config = ();
+        fn build(_: &(), family: &mut FamilyBuilder<'_>) -> Result<Self, ConfigError> {
+            family.gauge::<()>(&HUGE, vec![])?;
+            Ok(WrongKind)
+        }
+    }
+
+    #[test]
+    fn equal_configs_share_cells_and_different_ones_are_refused() {
+        let backend = Detached::with_registry(Registry::new("svc").unwrap());
+        let first = build::<A>(&backend, 1).unwrap();
+        let again = build::<A>(&backend, 1).unwrap();
+        assert!(first.0.shares_cells_with(&again.0));
+        assert_eq!(first.0.def().name(), "svc.things");
+        let err = build::<A>(&backend, 2).err().unwrap();
+        assert!(err.to_string().contains("family `a` is already built"), "{err}");
+        // Without a registry every build is fresh.
+        let detached = Detached::default();
+        let one = build::<A>(&detached, 1).unwrap();
+        assert!(!one.0.shares_cells_with(&build::<A>(&detached, 1).unwrap().0));
+    }
+
+    #[test]
+    fn setup_errors_name_the_family_instrument_and_fix() {
+        let backend = Detached::with_registry(Registry::default());
+        build::<A>(&backend, 0).unwrap();
+        let err = build::<B>(&backend, ()).err().unwrap();
+        assert_eq!(
+            err,
+            ConfigError::DuplicateInstrument {
+                instrument: "things".into(),
+                family: "b",
+                other_family: "a"
+            }
+        );
+        assert!(err.to_string().contains("another name or namespace"), "{err}");
+        let err = build::<Mismatched>(&backend, ()).err().unwrap();
+        assert!(matches!(err, ConfigError::CoordinatesMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("huge"), "{err}");
+        let err = build::<WrongKind>(&backend, ()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("declared as a counter but built as a gauge"),
+            "{err}"
+        );
+        // Nothing half-built was registered.
+        assert_eq!(backend.registry().unwrap().families().len(), 1);
+    }
+
+    #[test]
+    fn the_budget_sums_every_declared_bound() {
+        let backend = Detached::with_registry(Registry::default());
+        build::<A>(&backend, 0).unwrap();
+        assert_eq!(backend.registry().unwrap().series_budget(), ErrorKind::ALL.len());
     }
 }
