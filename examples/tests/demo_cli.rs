@@ -23,6 +23,9 @@ fn a_bad_flag_prints_usage_and_exits_2() {
         &["--bogus"],
         &["--users"],
         &["--endpoints", "0"],
+        &["--scope-prefix", "9"],
+        &["--scope-prefix", "0"],
+        &["--admitted-scopes", "0"],
     ] {
         let out = demo().args(bad).output().expect("run demo");
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
@@ -34,7 +37,10 @@ fn a_bad_flag_prints_usage_and_exits_2() {
     }
     let help = demo().arg("--help").output().expect("run demo");
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--endpoints N"));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--endpoints N", "--scope-prefix N", "--admitted-scopes K"] {
+        assert!(help.contains(flag), "{flag} in\n{help}");
+    }
 }
 
 #[test]
@@ -113,6 +119,7 @@ fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
         endpoints: 500,
         namespace: "bounds".into(),
         seed: 5,
+        ..Args::default()
     };
     let demo = Demo::start(args, |name| {
         (name == "OTEL_EXPORTER_PROMETHEUS_PORT").then(|| "0".to_owned())
@@ -134,7 +141,7 @@ fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
         attempts.exported > 21,
         "many hosts and results were seen: {attempts:?}"
     );
-    let body = demo.telemetry().metrics_service().expect("endpoint").render();
+    let body = demo.telemetry().metrics_service().render();
     let hosts: std::collections::BTreeSet<&str> = body
         .lines()
         .filter(|l| l.starts_with("bounds_delivery_retries_total{"))
@@ -157,5 +164,74 @@ fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
         .filter_map(|l| l.split("user_scope=\"").nth(1)?.split('"').next())
         .collect();
     assert!(scopes.len() <= 17, "{scopes:?}");
+    demo.shutdown().expect("shutdown");
+}
+
+/// The `user_scope` values of the idempotency counter in `body`.
+fn user_scopes<'a>(body: &'a str, metric: &str) -> std::collections::BTreeSet<&'a str> {
+    body.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
+        .filter_map(|l| l.split("user_scope=\"").nth(1)?.split('"').next())
+        .collect()
+}
+
+#[test]
+fn full_scopes_with_scope_prefix_8_stay_within_the_admitted_bound() {
+    const ADMITTED: usize = 64;
+    let args = Args {
+        duration: Duration::from_secs(2),
+        rate: 300,
+        users: 1_000_000,
+        namespace: "scopes".into(),
+        seed: 8,
+        scope_prefix: 8,
+        admitted_scopes: ADMITTED,
+        ..Args::default()
+    };
+    let demo = Demo::start(args, |name| {
+        (name == "OTEL_EXPORTER_PROMETHEUS_PORT").then(|| "0".to_owned())
+    })
+    .expect("demo starts");
+    let seen = demo.run(std::future::pending(), |_| {});
+    // A million users: nearly every request is a new one, far more than K.
+    assert!(seen.requests() > 4 * ADMITTED as u64, "{seen}");
+    for count in demo.series_counts() {
+        assert!(count.exported <= count.bound, "{count:?}");
+    }
+    let body = demo.telemetry().metrics_service().render();
+    let scopes = user_scopes(&body, "scopes_idempotency_requests_total");
+    let full_scope = |s: &str| {
+        s.len() == 8
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    for scope in &scopes {
+        assert!(
+            full_scope(scope) || *scope == "anonymous" || *scope == "_OTHER",
+            "{scope:?} is not an 8-hex scope"
+        );
+    }
+    assert!(
+        scopes.len() <= ADMITTED + 2,
+        "{} scopes: {scopes:?}",
+        scopes.len()
+    );
+    let admitted = scopes.iter().filter(|s| full_scope(s)).count();
+    assert_eq!(
+        admitted, ADMITTED,
+        "the first K scopes keep their value: {scopes:?}"
+    );
+    assert!(scopes.contains("_OTHER"), "{scopes:?}");
+    let overflow = body
+        .lines()
+        .find(|l| {
+            l.starts_with("outcometer_attribute_overflow_total{") && l.contains("attribute=\"user_scope\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        overflow > 0.0,
+        "more than {ADMITTED} scopes were seen, none counted as overflow:\n{body}"
+    );
     demo.shutdown().expect("shutdown");
 }

@@ -37,6 +37,7 @@ fn totals_through_rotel_equal_what_prometheus_scraped() {
         endpoints: 4,
         namespace: "wildside".into(),
         seed: 11,
+        ..Args::default()
     };
     let demo = Demo::start(args, move |name| {
         settings.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())

@@ -53,6 +53,7 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
         endpoints: 6,
         namespace: "wildside".into(),
         seed: 7,
+        ..Args::default()
     };
     let demo = Demo::start(
         args,

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+use outcometer::toolkit::{DEFAULT_ADMITTED_SCOPES, MAX_ADMITTED};
+
 /// Printed for `--help` and after a bad flag.
 pub const USAGE: &str = "\
 usage: demo [--duration SECS] [--rate N] [--users N] [--endpoints N] [--namespace NAME] [--seed N]
+            [--scope-prefix N] [--admitted-scopes K]
 
 Runs a small payments API that honours Idempotency-Key and a webhook deliverer,
 drives both with a built-in load generator, and exports what happens through
@@ -17,7 +20,13 @@ OTEL_METRICS_EXPORTER=otlp is set. Ctrl-C stops early, with a flush.
   --users N         distinct users, 1..=10000000 (default 100)
   --endpoints N     distinct webhook hosts, 1..=100000 (default 5; one is unreachable when N > 1)
   --namespace NAME  metric name prefix (default demo)
-  --seed N          seed of the scenario and of the injected faults (default 42)
+  --seed N          seed of the scenario and of the injected faults (webhook answers,
+                    idempotency-store failures) (default 42)
+  --scope-prefix N  hex characters of the anonymised user scope kept in the user_scope
+                    label, 1..=8 (default 1: 16 prefixes and anonymous); 4 and more keep
+                    the first K prefixes seen and fold the rest into _OTHER
+  --admitted-scopes K
+                    that K, for --scope-prefix 4..=8: 1..=4096 (default 1000)
   -h, --help        this text";
 
 /// What the demo runs.
@@ -35,6 +44,10 @@ pub struct Args {
     pub namespace: String,
     /// Scenario and fault seed.
     pub seed: u64,
+    /// Hex characters of the user scope kept in the `user_scope` label (1–8).
+    pub scope_prefix: u8,
+    /// For scope prefixes of 4–8 characters: how many distinct prefixes keep their value.
+    pub admitted_scopes: usize,
 }
 
 impl Default for Args {
@@ -46,6 +59,8 @@ impl Default for Args {
             endpoints: 5,
             namespace: "demo".to_owned(),
             seed: 42,
+            scope_prefix: 1,
+            admitted_scopes: DEFAULT_ADMITTED_SCOPES,
         }
     }
 }
@@ -117,6 +132,8 @@ impl Args {
                 "--endpoints",
                 "--namespace",
                 "--seed",
+                "--scope-prefix",
+                "--admitted-scopes",
             ];
             if !known.contains(&flag.as_str()) {
                 return Err(ArgsError::Unknown(arg));
@@ -134,6 +151,12 @@ impl Args {
                 "--users" => parsed.users = number(&flag, &value, 1, 10_000_000, "1 to 10000000")?,
                 "--endpoints" => parsed.endpoints = number(&flag, &value, 1, 100_000, "1 to 100000")?,
                 "--seed" => parsed.seed = number(&flag, &value, 0, u64::MAX, "an unsigned 64-bit integer")?,
+                "--scope-prefix" => {
+                    parsed.scope_prefix = number(&flag, &value, 1, 8, "1 to 8 hex characters")?
+                }
+                "--admitted-scopes" => {
+                    parsed.admitted_scopes = number(&flag, &value, 1, MAX_ADMITTED, "1 to 4096")?
+                }
                 _ => parsed.namespace = value,
             }
         }
@@ -162,12 +185,16 @@ mod tests {
             "shop",
             "--seed",
             "9",
+            "--scope-prefix=8",
+            "--admitted-scopes",
+            "64",
         ]) else {
             panic!("should parse")
         };
         assert_eq!(a.duration, Duration::from_millis(2500));
         assert_eq!((a.rate, a.users, a.endpoints, a.seed), (300, 7, 40, 9));
         assert_eq!(a.namespace, "shop");
+        assert_eq!((a.scope_prefix, a.admitted_scopes), (8, 64));
         assert_eq!(parse(&[]), Ok(Command::Run(Args::default())));
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
     }
@@ -182,6 +209,10 @@ mod tests {
             ["--rate", "x"],
             ["--users", "-1"],
             ["--duration", "NaN"],
+            ["--scope-prefix", "0"],
+            ["--scope-prefix", "9"],
+            ["--admitted-scopes", "0"],
+            ["--admitted-scopes", "4097"],
         ] {
             let err = parse(&bad).expect_err("must fail");
             assert!(err.to_string().starts_with(bad[0]), "{err}");

@@ -50,6 +50,9 @@ pub enum DemoError {
     /// The recorders' configuration (e.g. `--namespace`).
     #[error("--namespace: {0}")]
     Recorder(#[from] ConfigError),
+    /// The user-scope label's configuration.
+    #[error("--scope-prefix / --admitted-scopes: {0}")]
+    Scopes(ConfigError),
     /// Loopback sockets or the runtime.
     #[error("could not start the demo's servers: {0}")]
     Io(#[from] std::io::Error),
@@ -113,8 +116,16 @@ impl Demo {
         let telemetry = builder.build_with_env(&env)?;
         // The demo shows every instrument, the opt-in key-age histogram included.
         let idempotency = IdempotencyRecorder::builder()
+            .scope_prefix_len(args.scope_prefix)
+            .admitted_scopes(args.admitted_scopes)
             .key_age_histogram(true)
-            .build(&telemetry.backend())?;
+            .build(&telemetry.backend())
+            .map_err(|error| match error {
+                ConfigError::ScopePrefixLenOutOfRange { .. }
+                | ConfigError::NothingAdmitted { .. }
+                | ConfigError::TooManyAdmitted { .. } => DemoError::Scopes(error),
+                other => DemoError::Recorder(other),
+            })?;
         let delivery = Arc::new(DeliveryRecorder::builder().build(&telemetry.backend())?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -221,11 +232,7 @@ impl Demo {
     /// Exported series per instrument, read from the Prometheus endpoint's body,
     /// against each instrument's declared bound.
     pub fn series_counts(&self) -> Vec<SeriesCount> {
-        let body = self
-            .telemetry
-            .metrics_service()
-            .map(|s| s.render())
-            .unwrap_or_default();
+        let body = self.telemetry.metrics_service().render();
         let backend = self.telemetry.backend();
         let instruments = backend.registry().map(|r| r.instruments()).unwrap_or_default();
         instruments
