@@ -64,6 +64,7 @@ pub struct TelemetryBuilder {
     pub(crate) prometheus_port: Option<u16>,
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) namespace: Option<String>,
+    pub(crate) prometheus_scope_labels: Option<bool>,
 }
 
 macro_rules! setters {
@@ -111,6 +112,10 @@ impl TelemetryBuilder {
         /// (`wildside` → `wildside_idempotency_requests_total`); set once here,
         /// not per recorder. Validated at build.
         namespace: namespace = String,
+        /// Add `otel_scope_name`/`otel_scope_version` labels to every Prometheus
+        /// series (default off: they double every label set for no query anyone
+        /// writes, and outcometer's series all carry the same scope).
+        prometheus_scope_labels: prometheus_scope_labels = bool,
     }
 
     /// Which exporters run (`OTEL_METRICS_EXPORTER`); an empty list means none.
@@ -161,6 +166,8 @@ pub struct ResolvedConfig {
     pub prometheus_address: String,
     /// Shutdown deadline.
     pub shutdown_timeout: Duration,
+    /// `otel_scope_*` labels on Prometheus series.
+    pub prometheus_scope_labels: bool,
 }
 
 /// Resolved OTLP settings.
@@ -568,6 +575,7 @@ fn resolve(b: &TelemetryBuilder, env: Env<'_>) -> Result<ResolvedConfig, SetupEr
         export_timeout,
         prometheus_address,
         shutdown_timeout: b.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+        prometheus_scope_labels: b.prometheus_scope_labels.unwrap_or(false),
     })
 }
 

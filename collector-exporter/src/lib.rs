@@ -25,6 +25,8 @@
 pub mod config;
 mod console;
 pub mod error;
+#[cfg(feature = "prometheus")]
+pub mod exposition;
 pub mod otlp;
 mod pipeline;
 #[cfg(feature = "prometheus")]

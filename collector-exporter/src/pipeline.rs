@@ -22,10 +22,10 @@ pub struct Telemetry {
     config: ResolvedConfig,
     health: Arc<ExportHealth>,
     #[cfg(feature = "prometheus")]
-    pull: Option<(
+    pull: (
         crate::prometheus::MetricsService,
         Option<crate::prometheus::PullServer>,
-    )>,
+    ),
     shut_down: Mutex<bool>,
 }
 
@@ -87,9 +87,9 @@ impl Telemetry {
                     .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
             )
             .build();
-        let mut builder = SdkMeterProvider::builder().with_resource(resource);
+        let mut builder = SdkMeterProvider::builder().with_resource(resource.clone());
         #[cfg(feature = "prometheus")]
-        let mut pull = None;
+        let mut pull_reader = None;
         for kind in &config.exporters {
             match kind {
                 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
@@ -109,22 +109,11 @@ impl Telemetry {
                 }
                 #[cfg(feature = "prometheus")]
                 ExporterKind::Prometheus => {
-                    let registry = prometheus::Registry::new();
-                    let reader = opentelemetry_prometheus::exporter()
-                        .with_registry(registry.clone())
-                        .build()
-                        .map_err(|e| SetupError::Prometheus(e.to_string()))?;
-                    builder = builder.with_reader(reader);
-                    let service = crate::prometheus::MetricsService::new(registry);
-                    let server = if serve_pull {
-                        Some(crate::prometheus::PullServer::start(
-                            &config.prometheus_address,
-                            service.clone(),
-                        )?)
-                    } else {
-                        None
-                    };
-                    pull = Some((service, server));
+                    let reader = crate::exposition::SharedReader(Arc::new(
+                        opentelemetry_sdk::metrics::ManualReader::builder().build(),
+                    ));
+                    builder = builder.with_reader(reader.clone());
+                    pull_reader = Some(reader);
                 }
                 #[cfg(not(feature = "prometheus"))]
                 ExporterKind::Prometheus => {
@@ -136,8 +125,31 @@ impl Telemetry {
             }
         }
         let (provider, backend) = OtelBackend::with_views(builder);
+        let backend = backend.with_registry(registry);
+        #[cfg(feature = "prometheus")]
+        let pull = {
+            // Without the Prometheus exporter (or with the SDK disabled) the
+            // service still exists and answers an empty exposition.
+            let exposition = crate::exposition::Exposition::new(
+                pull_reader.as_ref().map(|_| backend.shared_registry()),
+                pull_reader.clone(),
+                resource,
+                config.prometheus_scope_labels,
+            );
+            let service = crate::prometheus::MetricsService::new(Arc::new(exposition));
+            let server = match (&pull_reader, serve_pull) {
+                (Some(_), true) => Some(crate::prometheus::PullServer::start(
+                    &config.prometheus_address,
+                    service.clone(),
+                )?),
+                _ => None,
+            };
+            (service, server)
+        };
+        #[cfg(not(feature = "prometheus"))]
+        let _ = resource;
         Ok(Telemetry {
-            backend: backend.with_registry(registry),
+            backend,
             provider,
             config,
             health,
@@ -183,19 +195,18 @@ impl Telemetry {
     pub fn prometheus_address(&self) -> Option<SocketAddr> {
         #[cfg(feature = "prometheus")]
         {
-            self.pull
-                .as_ref()
-                .and_then(|(_, s)| s.as_ref())
-                .map(|s| s.local_addr)
+            self.pull.1.as_ref().map(|s| s.local_addr)
         }
         #[cfg(not(feature = "prometheus"))]
         None
     }
 
-    /// The pull endpoint as a service to mount in your own router.
+    /// The pull endpoint as a service to mount in your own router (see the
+    /// README's "In an axum service"). It always exists: with the Prometheus
+    /// exporter off, or the SDK disabled, it answers an empty exposition.
     #[cfg(feature = "prometheus")]
-    pub fn metrics_service(&self) -> Option<crate::prometheus::MetricsService> {
-        self.pull.as_ref().map(|(service, _)| service.clone())
+    pub fn metrics_service(&self) -> crate::prometheus::MetricsService {
+        self.pull.0.clone()
     }
 
     /// Collects and pushes now.
@@ -243,9 +254,7 @@ impl Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         #[cfg(feature = "prometheus")]
-        if let Some((_, server)) = self.pull.as_mut() {
-            drop(server.take());
-        }
+        drop(self.pull.1.take());
         if let Err(error) = self.shutdown_once() {
             eprintln!("outcometer-exporter: {error}");
         }

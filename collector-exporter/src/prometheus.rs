@@ -1,10 +1,12 @@
 //! The Prometheus pull endpoint: an HTTP server of its own, or a service to mount.
 //!
-//! `GET /metrics` (and `HEAD`) answers the text exposition format with its content
-//! type; gzip when the scraper asks; 404 elsewhere, 405 for other methods. Work per
-//! request is bounded: at most two renders run at once (a third waits up to the
-//! request timeout, then gets 503), headers must arrive within the timeout, and
-//! the body is bounded by the declared series counts.
+//! `GET /metrics` (and `HEAD`) answers OpenMetrics 1.0 when the scraper's `Accept`
+//! names `application/openmetrics-text` (Prometheus does by default), the text
+//! format 0.0.4 otherwise; gzip when the scraper asks (honouring `q=0`); 404
+//! elsewhere, 405 for other methods. Work per request is bounded: at most two
+//! renders run at once (a third waits up to the request timeout, then gets 503),
+//! headers must arrive within the timeout, and the body is bounded by the declared
+//! series counts. The body comes from [`crate::exposition`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,12 +17,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::error::SetupError;
+use crate::exposition::{Exposition, Format};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use prometheus::{Encoder, Registry, TextEncoder};
-
-use crate::error::SetupError;
 
 /// How long a scrape may take, headers included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,10 +30,10 @@ pub const MAX_CONCURRENT_RENDERS: usize = 2;
 /// Connections served at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// Renders the registry in the text exposition format; cheap to clone.
+/// Renders the pipeline's metrics for Prometheus; cheap to clone.
 #[derive(Clone)]
 pub struct MetricsService {
-    registry: Registry,
+    exposition: Arc<Exposition>,
     renders: Arc<tokio::sync::Semaphore>,
 }
 
@@ -43,24 +44,32 @@ impl std::fmt::Debug for MetricsService {
 }
 
 impl MetricsService {
-    pub(crate) fn new(registry: Registry) -> Self {
+    pub(crate) fn new(exposition: Arc<Exposition>) -> Self {
         MetricsService {
-            registry,
+            exposition,
             renders: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
         }
     }
 
-    /// The exposition body as text (runs a collection).
+    /// The exposition body in the text format 0.0.4.
     pub fn render(&self) -> String {
-        String::from_utf8(self.render_bytes()).unwrap_or_default()
+        self.render_as(Format::Text)
     }
 
-    fn render_bytes(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(16 * 1024);
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut body) {
-            tracing::warn!(target: "outcometer_exporter", "rendering /metrics failed: {error}");
-        }
-        body
+    /// The exposition body in `format`.
+    pub fn render_as(&self, format: Format) -> String {
+        let mut body = self.exposition.take_buffer();
+        self.exposition.render(format, &mut body);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        self.exposition.give_back(body);
+        text
+    }
+
+    /// Renders into `out` (cleared first), reusing its capacity: the
+    /// allocation-free way to scrape in a loop.
+    pub fn render_into(&self, format: Format, out: &mut Vec<u8>) {
+        out.clear();
+        self.exposition.render(format, out);
     }
 
     /// Answers one request for the metrics body, whatever its path (the router
@@ -87,9 +96,21 @@ impl MetricsService {
 
     fn body_response<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
         let head = request.method() == Method::HEAD;
-        let body = self.render_bytes();
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let format = Format::negotiate(accept);
+        let mut buffer = self.exposition.take_buffer();
+        self.exposition.render(format, &mut buffer);
         let gzip = accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
-        let body = if gzip { gzip_bytes(&body) } else { body };
+        let body = if gzip {
+            let zipped = gzip_bytes(&buffer);
+            self.exposition.give_back(buffer);
+            zipped
+        } else {
+            buffer
+        };
         let length = body.len();
         let mut response = Response::new(if head {
             Full::default()
@@ -99,10 +120,10 @@ impl MetricsService {
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(prometheus::TEXT_FORMAT),
+            HeaderValue::from_static(format.content_type()),
         );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
         if gzip {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -132,19 +153,27 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
-/// `Accept-Encoding` names gzip with a non-zero quality.
+/// `Accept-Encoding` gives gzip a non-zero quality: named explicitly, or through
+/// `*` when gzip is not named (an explicit `gzip;q=0` wins over `*`).
 fn accepts_gzip(value: Option<&HeaderValue>) -> bool {
     let Some(value) = value.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    value.split(',').any(|item| {
+    let mut gzip = None;
+    let mut any = None;
+    for item in value.split(',') {
         let mut parts = item.split(';').map(str::trim);
         let coding = parts.next().unwrap_or("");
         let quality = parts
             .find_map(|p| p.strip_prefix("q="))
-            .map_or(1.0, |q| q.parse::<f32>().unwrap_or(0.0));
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && quality > 0.0
-    })
+            .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+        if coding.eq_ignore_ascii_case("gzip") {
+            gzip = Some(quality);
+        } else if coding == "*" {
+            any = Some(quality);
+        }
+    }
+    gzip.or(any).is_some_and(|q| q > 0.0)
 }
 
 fn gzip_bytes(body: &[u8]) -> Vec<u8> {
@@ -279,6 +308,8 @@ mod tests {
         assert!(accepts_gzip(Some(&v("deflate, gzip;q=0.5"))));
         assert!(accepts_gzip(Some(&v("*"))));
         assert!(!accepts_gzip(Some(&v("gzip;q=0"))));
+        assert!(!accepts_gzip(Some(&v("gzip;q=0, *"))));
+        assert!(accepts_gzip(Some(&v("identity;q=0.5, *;q=0.1"))));
         assert!(!accepts_gzip(Some(&v("identity"))));
         assert!(!accepts_gzip(None));
     }

@@ -128,8 +128,9 @@ fn large_user_and_endpoint_counts_stay_within_every_declared_bound() {
     let seen = demo.run(std::future::pending(), |_| {});
     assert!(seen.requests() > 500, "{seen}");
     let counts = demo.series_counts();
-    // 9 instruments of the two families and the overflow meta counter.
-    assert_eq!(counts.len(), 10);
+    // 10 instruments of the two families (both opt-in idempotency histograms on)
+    // and the overflow meta counter.
+    assert_eq!(counts.len(), 11);
     for count in &counts {
         assert!(count.exported <= count.bound, "{count:?}");
     }

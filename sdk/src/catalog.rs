@@ -68,31 +68,135 @@ pub fn default_instruments() -> Vec<Arc<InstrumentDef>> {
         .collect()
 }
 
-/// The name the OpenTelemetry Prometheus exporter gives `def`: dots become
-/// underscores, the unit becomes a suffix (`s` → `_seconds`, `{…}` → nothing),
-/// and counters end in `_total`.
+/// The Prometheus name of `def`: see [`prometheus_metric_name`].
 pub fn prometheus_name(def: &InstrumentDef) -> String {
-    let mut name: String = def
-        .name()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ':' {
-                c
-            } else {
-                '_'
+    let kind = def.spec().kind();
+    prometheus_metric_name(def.name(), def.spec().unit(), kind == InstrumentKind::Counter)
+}
+
+/// The Prometheus name of an OpenTelemetry metric, as the OpenTelemetry →
+/// Prometheus compatibility rules give it: characters outside `[a-zA-Z0-9_:]`
+/// become `_`, runs of `_` collapse, a leading digit gets a `_` in front; the unit
+/// becomes a suffix (`s` → `_seconds`, `By` → `_bytes`, `By/s` →
+/// `_bytes_per_second`, `1` → `_ratio` on non-counters, `{…}` annotations
+/// dropped) unless the name already ends in it; counters end in `_total`, once.
+///
+/// ```
+/// use outcometer::catalog::prometheus_metric_name as name;
+/// assert_eq!(name("delivery.duration", "s", false), "delivery_duration_seconds");
+/// assert_eq!(name("jobs.done_total", "{job}", true), "jobs_done_total");
+/// assert_eq!(name("x.seconds", "s", false), "x_seconds");
+/// assert_eq!(name("http..requests", "1", false), "http_requests_ratio");
+/// assert_eq!(name("9lives", "By/s", false), "_9lives_bytes_per_second");
+/// ```
+pub fn prometheus_metric_name(name: &str, unit: &str, counter: bool) -> String {
+    let mut out = String::with_capacity(name.len() + 16);
+    push_sanitized(&mut out, name);
+    if let Some(unit) = unit_suffix(unit, counter) {
+        let already = out.ends_with(&unit) && out[..out.len() - unit.len()].ends_with('_');
+        if !already && !unit.is_empty() {
+            if !out.ends_with('_') {
+                out.push('_');
             }
+            out.push_str(&unit);
+        }
+    }
+    if counter && !out.ends_with("_total") {
+        if !out.ends_with('_') {
+            out.push('_');
+        }
+        out.push_str("total");
+    }
+    out
+}
+
+/// Appends `name` with invalid characters as `_`, `_` runs collapsed and a
+/// leading digit prefixed: a valid Prometheus metric or label name.
+pub fn push_sanitized(out: &mut String, name: &str) {
+    let start = out.len();
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == ':' {
+            c
+        } else {
+            '_'
+        };
+        if c == '_' && out.len() > start && out.ends_with('_') {
+            continue;
+        }
+        if out.len() == start && c.is_ascii_digit() {
+            out.push('_');
+        }
+        out.push(c);
+    }
+    if out.len() == start {
+        out.push('_');
+    }
+}
+
+/// The Prometheus unit word of a UCUM unit, `None` when it has none.
+fn unit_suffix(unit: &str, counter: bool) -> Option<String> {
+    let unit = unit.trim();
+    let word = |u: &str| -> Option<&'static str> {
+        Some(match u {
+            "d" => "days",
+            "h" => "hours",
+            "min" => "minutes",
+            "s" => "seconds",
+            "ms" => "milliseconds",
+            "us" => "microseconds",
+            "ns" => "nanoseconds",
+            "By" => "bytes",
+            "KiBy" => "kibibytes",
+            "MiBy" => "mebibytes",
+            "GiBy" => "gibibytes",
+            "TiBy" => "tibibytes",
+            "KBy" => "kilobytes",
+            "MBy" => "megabytes",
+            "GBy" => "gigabytes",
+            "TBy" => "terabytes",
+            "m" => "meters",
+            "V" => "volts",
+            "A" => "amperes",
+            "J" => "joules",
+            "W" => "watts",
+            "g" => "grams",
+            "Cel" => "celsius",
+            "Hz" => "hertz",
+            "%" => "percent",
+            _ => return None,
         })
-        .collect();
-    match def.spec().unit() {
-        "s" => name.push_str("_seconds"),
-        "By" => name.push_str("_bytes"),
-        "1" if def.spec().kind() != InstrumentKind::Counter => name.push_str("_ratio"),
-        _ => {}
+    };
+    let per = |u: &str| -> Option<&'static str> {
+        Some(match u {
+            "s" => "second",
+            "m" => "minute",
+            "h" => "hour",
+            "d" => "day",
+            "w" => "week",
+            "mo" => "month",
+            "y" => "year",
+            _ => return None,
+        })
+    };
+    if unit.is_empty() || unit.starts_with('{') {
+        return None;
     }
-    if def.spec().kind() == InstrumentKind::Counter {
-        name.push_str("_total");
+    if unit == "1" {
+        return (!counter).then(|| "ratio".to_owned());
     }
-    name
+    let sanitize = |u: &str| {
+        let mut s = String::new();
+        push_sanitized(&mut s, u.trim_matches(|c: char| !c.is_ascii_alphanumeric()));
+        s
+    };
+    match unit.split_once('/') {
+        Some((num, den)) => {
+            let num = word(num).map_or_else(|| sanitize(num), str::to_owned);
+            let den = per(den).map_or_else(|| sanitize(den), str::to_owned);
+            Some(format!("{num}_per_{den}"))
+        }
+        None => Some(word(unit).map_or_else(|| sanitize(unit), str::to_owned)),
+    }
 }
 
 /// The Markdown table of `entries`, one row per attribute key; opt-in

@@ -16,6 +16,21 @@ use std::sync::{Arc, OnceLock};
 use crate::error::ConfigError;
 use crate::instrument::{Coords, InstrumentDef, Series};
 
+/// A cell alone on its cache line: two threads recording distinct series never
+/// write the same line (false sharing made two threads 4× slower per record).
+/// The price is 64 bytes a series.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// `Ok` when coordinates `D` address `def`'s dimensions.
 pub(crate) fn retype_check<D: Coords>(def: &InstrumentDef) -> Result<(), ConfigError> {
     if D::fit(def.dimensions()) {
@@ -91,7 +106,7 @@ macro_rules! handle_common {
 /// A monotonic counter over a bounded series space: one atomic cell a series.
 pub struct Counter<C: Coords = Series> {
     def: Arc<InstrumentDef>,
-    cells: Arc<[AtomicU64]>,
+    cells: Arc<[Padded<AtomicU64>]>,
     _coords: PhantomData<fn(C)>,
 }
 handle_common!(Counter);
@@ -99,7 +114,9 @@ handle_common!(Counter);
 impl Counter<Series> {
     /// A counter with zeroed cells, not yet exported.
     pub fn new(def: Arc<InstrumentDef>) -> Self {
-        let cells = (0..def.series_bound()).map(|_| AtomicU64::new(0)).collect();
+        let cells = (0..def.series_bound())
+            .map(|_| Padded(AtomicU64::new(0)))
+            .collect();
         Counter {
             def,
             cells,
@@ -138,7 +155,7 @@ impl<C: Coords> Counter<C> {
 /// An up-down counter over a bounded series space.
 pub struct UpDownCounter<C: Coords = Series> {
     def: Arc<InstrumentDef>,
-    cells: Arc<[AtomicI64]>,
+    cells: Arc<[Padded<AtomicI64>]>,
     _coords: PhantomData<fn(C)>,
 }
 handle_common!(UpDownCounter);
@@ -146,7 +163,9 @@ handle_common!(UpDownCounter);
 impl UpDownCounter<Series> {
     /// An up-down counter with zeroed cells, not yet exported.
     pub fn new(def: Arc<InstrumentDef>) -> Self {
-        let cells = (0..def.series_bound()).map(|_| AtomicI64::new(0)).collect();
+        let cells = (0..def.series_bound())
+            .map(|_| Padded(AtomicI64::new(0)))
+            .collect();
         UpDownCounter {
             def,
             cells,
@@ -223,7 +242,7 @@ const UNSET_I64: i64 = i64::MIN;
 /// exported once it has been set; `i64::MIN` is reserved and stored as `MIN + 1`.
 pub struct Gauge<C: Coords = Series> {
     def: Arc<InstrumentDef>,
-    cells: Arc<[AtomicI64]>,
+    cells: Arc<[Padded<AtomicI64>]>,
     _coords: PhantomData<fn(C)>,
 }
 handle_common!(Gauge);
@@ -232,7 +251,7 @@ impl Gauge<Series> {
     /// A gauge with no series set, not yet exported.
     pub fn new(def: Arc<InstrumentDef>) -> Self {
         let cells = (0..def.series_bound())
-            .map(|_| AtomicI64::new(UNSET_I64))
+            .map(|_| Padded(AtomicI64::new(UNSET_I64)))
             .collect();
         Gauge {
             def,
@@ -276,13 +295,13 @@ type GaugeCallback = Arc<dyn Fn(&FloatGauge<Series>) + Send + Sync>;
 /// The cells of a float gauge and, for a callback gauge, the callback that sets
 /// them at collection time.
 pub struct FloatCells {
-    values: Box<[AtomicU64]>,
+    values: Box<[Padded<AtomicU64>]>,
     callback: OnceLock<GaugeCallback>,
 }
 
 impl std::ops::Deref for FloatCells {
-    type Target = [AtomicU64];
-    fn deref(&self) -> &[AtomicU64] {
+    type Target = [Padded<AtomicU64>];
+    fn deref(&self) -> &[Padded<AtomicU64>] {
         &self.values
     }
 }
@@ -302,7 +321,7 @@ impl FloatGauge<Series> {
     pub fn new(def: Arc<InstrumentDef>) -> Self {
         let cells = Arc::new(FloatCells {
             values: (0..def.series_bound())
-                .map(|_| AtomicU64::new(UNSET_F64))
+                .map(|_| Padded(AtomicU64::new(UNSET_F64)))
                 .collect(),
             callback: OnceLock::new(),
         });

@@ -31,6 +31,33 @@ use crate::error::ConfigError;
 use crate::instrument::InstrumentDef;
 use crate::registry::Registry;
 
+thread_local! {
+    /// Set while an exporter that reads outcometer's cells itself collects the
+    /// SDK on this thread: the cell callbacks then observe nothing, so the SDK
+    /// does not rebuild series the exporter renders straight from the cells.
+    static CELLS_READ_ELSEWHERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `collect` (an SDK collection on this thread) with outcometer's cell-backed
+/// instruments left out: for exporters that render those from the cells directly
+/// ([`crate::toolkit::Registry::instruments`]) and want only the rest (histograms,
+/// the application's own instruments) from the SDK. Other readers, on other
+/// threads, are unaffected.
+pub fn collect_without_cells<R>(collect: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CELLS_READ_ELSEWHERE.with(|flag| flag.set(self.0));
+        }
+    }
+    let _reset = Reset(CELLS_READ_ELSEWHERE.with(|flag| flag.replace(true)));
+    collect()
+}
+
+fn cells_read_elsewhere() -> bool {
+    CELLS_READ_ELSEWHERE.with(std::cell::Cell::get)
+}
+
 /// The instrumentation scope outcometer's meters carry.
 pub const SCOPE_NAME: &str = "outcometer";
 
@@ -100,6 +127,11 @@ impl OtelBackend {
         Ok(self.with_registry(Registry::new(namespace)?))
     }
 
+    /// The registry of the families built here (cheap to clone, shared).
+    pub fn shared_registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
     /// Uses `registry` (its namespace, its listener) for the families built here.
     pub fn with_registry(mut self, registry: Registry) -> Self {
         self.registry = Arc::new(registry);
@@ -117,8 +149,11 @@ impl OtelBackend {
 /// bound, plus one for the SDK's overflow series) and its histogram boundaries.
 #[derive(Clone, Debug, Default)]
 pub struct Views {
-    declared: Arc<RwLock<HashMap<String, (usize, &'static [f64])>>>,
+    declared: Arc<RwLock<HashMap<String, Declared>>>,
 }
+
+/// What a view needs of a declared instrument: its series bound and boundaries.
+type Declared = (usize, &'static [f64]);
 
 impl Views {
     /// Declares `def`; call before the instrument is created.
@@ -195,6 +230,9 @@ impl Backend for OtelBackend {
             .with_unit(def.spec().unit())
             .with_description(def.spec().description())
             .with_callback(move |observer| {
+                if cells_read_elsewhere() {
+                    return;
+                }
                 for (series, value) in cells.values() {
                     if value != 0 {
                         observer.observe(value, labels.get(series));
@@ -218,6 +256,9 @@ impl Backend for OtelBackend {
             .with_unit(def.spec().unit())
             .with_description(def.spec().description())
             .with_callback(move |observer| {
+                if cells_read_elsewhere() {
+                    return;
+                }
                 for ((series, value), touched) in cells.values().zip(touched.iter()) {
                     if value != 0 {
                         let _ = touched.set(());
@@ -241,6 +282,9 @@ impl Backend for OtelBackend {
             .with_unit(def.spec().unit())
             .with_description(def.spec().description())
             .with_callback(move |observer| {
+                if cells_read_elsewhere() {
+                    return;
+                }
                 for (series, value) in cells.values() {
                     observer.observe(value, labels.get(series));
                 }
@@ -259,6 +303,9 @@ impl Backend for OtelBackend {
             .with_unit(def.spec().unit())
             .with_description(def.spec().description())
             .with_callback(move |observer| {
+                if cells_read_elsewhere() {
+                    return;
+                }
                 for (series, value) in cells.collect() {
                     observer.observe(value, labels.get(series));
                 }

@@ -150,6 +150,7 @@ type Listener = Box<dyn Fn(&RegisteredFamily, usize) + Send + Sync>;
 #[derive(Default)]
 pub struct Registry {
     namespace: Namespace,
+    generation: std::sync::atomic::AtomicUsize,
     inner: Mutex<Inner>,
     listener: Option<Listener>,
 }
@@ -193,6 +194,12 @@ impl Registry {
     /// Every family registered, the overflow meta family included.
     pub fn families(&self) -> Vec<RegisteredFamily> {
         self.lock().entries.iter().map(|e| e.family.clone()).collect()
+    }
+
+    /// Changes whenever a family registers: readers that cache per instrument
+    /// refresh when it moves.
+    pub fn generation(&self) -> usize {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Every instrument registered, in registration order.
@@ -244,6 +251,7 @@ impl Registry {
             recorder: Box::new(recorder.clone()),
         });
         let budget = inner.entries.iter().map(|e| e.family.series_bound()).sum();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         drop(inner);
         if let Some(listener) = &self.listener {
             listener(&family, budget);
@@ -355,7 +363,7 @@ impl FamilyBuilder<'_> {
         Ok(Arc::new(def))
     }
 
-    fn typed<T, C: Coords>(
+    fn typed<T>(
         &mut self,
         any: AnyInstrument,
         typed: impl FnOnce(&AnyInstrument) -> Option<Result<T, ConfigError>>,
@@ -378,7 +386,7 @@ impl FamilyBuilder<'_> {
     ) -> Result<Counter<C>, ConfigError> {
         let def = self.define::<C>(spec, InstrumentKind::Counter, dimensions)?;
         let any = AnyInstrument::Counter(self.backend.backend().counter(def));
-        self.typed::<_, C>(any, |a| match a {
+        self.typed(any, |a| match a {
             AnyInstrument::Counter(c) => Some(c.typed()),
             _ => None,
         })
@@ -392,7 +400,7 @@ impl FamilyBuilder<'_> {
     ) -> Result<UpDownCounter<C>, ConfigError> {
         let def = self.define::<C>(spec, InstrumentKind::UpDownCounter, dimensions)?;
         let any = AnyInstrument::UpDownCounter(self.backend.backend().up_down_counter(def));
-        self.typed::<_, C>(any, |a| match a {
+        self.typed(any, |a| match a {
             AnyInstrument::UpDownCounter(c) => Some(c.typed()),
             _ => None,
         })
@@ -406,7 +414,7 @@ impl FamilyBuilder<'_> {
     ) -> Result<Gauge<C>, ConfigError> {
         let def = self.define::<C>(spec, InstrumentKind::Gauge, dimensions)?;
         let any = AnyInstrument::Gauge(self.backend.backend().gauge(def));
-        self.typed::<_, C>(any, |a| match a {
+        self.typed(any, |a| match a {
             AnyInstrument::Gauge(c) => Some(c.typed()),
             _ => None,
         })
@@ -420,7 +428,7 @@ impl FamilyBuilder<'_> {
     ) -> Result<FloatGauge<C>, ConfigError> {
         let def = self.define::<C>(spec, InstrumentKind::Gauge, dimensions)?;
         let any = AnyInstrument::FloatGauge(self.backend.backend().float_gauge(def));
-        self.typed::<_, C>(any, |a| match a {
+        self.typed(any, |a| match a {
             AnyInstrument::FloatGauge(c) => Some(c.typed()),
             _ => None,
         })
@@ -447,7 +455,7 @@ impl FamilyBuilder<'_> {
     ) -> Result<Histogram<C>, ConfigError> {
         let def = self.define::<C>(spec, InstrumentKind::Histogram, dimensions)?;
         let any = AnyInstrument::Histogram(self.backend.backend().histogram(def));
-        self.typed::<_, C>(any, |a| match a {
+        self.typed(any, |a| match a {
             AnyInstrument::Histogram(c) => Some(c.typed()),
             _ => None,
         })

@@ -45,7 +45,14 @@ fn scrape_shows_the_seed_names_and_labels() {
 
     let response = http_request(addr, "GET", "/metrics", &[]);
     assert_eq!(response.status, 200);
-    assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(
+        !response.body.contains("otel_scope_"),
+        "scope labels are off by default"
+    );
     let body = &response.body;
     assert_eq!(
         exposition_value(
@@ -103,6 +110,49 @@ fn scrape_shows_the_seed_names_and_labels() {
     assert!(
         body.contains("service_instance_id="),
         "target_info keeps replicas apart:\n{body}"
+    );
+
+    // Prometheus asks for OpenMetrics by default.
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let om = http_request(addr, "GET", "/metrics", &[&format!("Accept: {accept}")]);
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = om.body;
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# TYPE wildside_idempotency_requests counter\n"),
+        "{om}"
+    );
+    assert!(
+        om.contains("# TYPE wildside_delivery_duration_seconds histogram\n"),
+        "{om}"
+    );
+    assert!(
+        om.contains("# UNIT wildside_delivery_duration_seconds seconds\n"),
+        "{om}"
+    );
+    assert!(om.contains("# TYPE target info\n"), "{om}");
+    assert_eq!(
+        exposition_value(
+            &om,
+            "wildside_idempotency_requests_total",
+            &["outcome=\"miss\"", "user_scope=\"a\"", "age_bucket=\"n/a\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition_value(
+            &om,
+            "wildside_delivery_duration_seconds_bucket",
+            &[
+                "outcome=\"success\"",
+                "server_address=\"hooks.example.com\"",
+                "le=\"0.25\""
+            ]
+        ),
+        Some(1.0)
     );
 }
 

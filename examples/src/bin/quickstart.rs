@@ -58,10 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let body = telemetry
-        .metrics_service()
-        .map(|s| s.render())
-        .unwrap_or_default();
+    let body = telemetry.metrics_service().render();
     for line in body
         .lines()
         .filter(|l| l.starts_with("quickstart_") && !l.contains("_bucket{"))

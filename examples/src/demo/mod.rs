@@ -114,11 +114,12 @@ impl Demo {
             builder = builder.service_name("outcometer-demo");
         }
         let telemetry = builder.build_with_env(&env)?;
-        // The demo shows every instrument, the opt-in key-age histogram included.
+        // The demo shows every instrument, the opt-in histograms included.
         let idempotency = IdempotencyRecorder::builder()
             .scope_prefix_len(args.scope_prefix)
             .admitted_scopes(args.admitted_scopes)
             .key_age_histogram(true)
+            .request_duration_histogram(true)
             .build(&telemetry.backend())
             .map_err(|error| match error {
                 ConfigError::ScopePrefixLenOutOfRange { .. }
