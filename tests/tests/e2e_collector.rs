@@ -131,6 +131,11 @@ fn totals_through_rotel_equal_what_prometheus_scraped() {
             "",
             "sum(wildside_idempotency_key_age_seconds_count)",
         ),
+        (
+            "wildside.idempotency.request.duration",
+            "",
+            "sum(wildside_idempotency_request_duration_seconds_count)",
+        ),
     ];
     for (name, label, promql) in pairs {
         let filter: Vec<&str> = Some(label).filter(|l| !l.is_empty()).into_iter().collect();

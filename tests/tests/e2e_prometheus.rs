@@ -91,18 +91,27 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
         server.scalar("sum(wildside_idempotency_requests_total)") == Some(seen.requests() as f64)
             && server.scalar("sum(wildside_delivery_attempts_total)") == Some(seen.attempts() as f64)
             && server.scalar("sum(wildside_delivery_dead_letters_total)") == Some(seen.dead_letters as f64)
+            && server.scalar("sum(wildside_idempotency_request_duration_seconds_count)")
+                == Some(seen.requests() as f64)
     });
     assert!(
         final_scraped,
-        "Prometheus has {:?} requests and {:?} attempts, the demo saw {seen}",
+        "Prometheus has {:?} requests, {:?} timed requests and {:?} attempts; the demo saw {seen}",
         server.scalar("sum(wildside_idempotency_requests_total)"),
-        server.scalar("sum(wildside_delivery_attempts_total)")
+        server.scalar("sum(wildside_idempotency_request_duration_seconds_count)"),
+        server.scalar("sum(wildside_delivery_attempts_total)"),
     );
 
     // Exact: the counters Prometheus holds are what the clients and the sink saw.
     for &outcome in IdempotencyOutcome::ALL {
         let q = format!(
             "sum(wildside_idempotency_requests_total{{outcome=\"{}\"}})",
+            outcome.as_str()
+        );
+        assert_eq!(server.scalar(&q), Some(seen.outcome(outcome) as f64), "{q}");
+        // Every answered request was timed under the outcome it was answered with.
+        let q = format!(
+            "sum(wildside_idempotency_request_duration_seconds_count{{outcome=\"{}\"}})",
             outcome.as_str()
         );
         assert_eq!(server.scalar(&q), Some(seen.outcome(outcome) as f64), "{q}");

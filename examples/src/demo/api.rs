@@ -1,6 +1,6 @@
 //! The payments API: `POST /orders` honouring an `Idempotency-Key` header. Every
-//! request's outcome is recorded through `IdempotencyMetrics`, and each order it
-//! accepts is announced by webhook.
+//! request's outcome and handling time are recorded through `IdempotencyMetrics`,
+//! and each order it accepts is announced by webhook.
 //!
 //! The response carries `Idempotency-Outcome` (a debugging aid of this demo, not a
 //! standard header) so the load generator can tally what the server decided.
@@ -8,7 +8,7 @@
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -30,7 +30,7 @@ pub const CRASH_HEADER: &str = "x-demo-crash";
 pub struct Api {
     /// Keys and fingerprints.
     pub store: Store,
-    /// The recorder every outcome goes through.
+    /// The recorder every outcome and duration goes through.
     pub metrics: IdempotencyRecorder,
     /// Announces accepted orders.
     pub deliverer: Deliverer,
@@ -55,15 +55,44 @@ fn field<'a>(body: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
-fn decided(status: u16, outcome: IdempotencyOutcome, body: &str, extra: &[(&'static str, &str)]) -> Handled {
-    let mut headers = vec![(OUTCOME_HEADER, outcome.as_str())];
-    headers.extend_from_slice(extra);
-    respond(status, body.to_owned(), &headers)
+/// One request being answered: the time it started, for the request-duration histogram.
+struct Answer<'a> {
+    metrics: &'a IdempotencyRecorder,
+    started: Instant,
+}
+
+impl Answer<'_> {
+    /// Records how long the request took with `outcome`, and answers it.
+    fn decided(
+        &self,
+        status: u16,
+        outcome: IdempotencyOutcome,
+        body: &str,
+        extra: &[(&'static str, &str)],
+    ) -> Handled {
+        self.metrics
+            .record_request_duration(outcome, self.started.elapsed());
+        let mut headers = vec![(OUTCOME_HEADER, outcome.as_str())];
+        headers.extend_from_slice(extra);
+        respond(status, body.to_owned(), &headers)
+    }
+
+    /// The simulated worker crash: the miss it was, then no answer. (The demo's
+    /// crash is in-process, so the handler still records the time it held the request.)
+    fn crash(&self) -> Handled {
+        self.metrics
+            .record_request_duration(IdempotencyOutcome::Miss, self.started.elapsed());
+        Err(DropConnection)
+    }
 }
 
 impl Api {
     /// Handles one request.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Handled {
+        let answer = Answer {
+            metrics: &self.metrics,
+            started: Instant::now(),
+        };
         if request.method() != hyper::Method::POST || request.uri().path() != "/orders" {
             return respond(404, "POST /orders\n", &[]);
         }
@@ -79,17 +108,17 @@ impl Api {
         let Some(key) = key else {
             if self.store.seen_recently(fingerprint, now) {
                 self.metrics.record_fingerprint_duplicate(scope);
-                return decided(409, IdempotencyOutcome::FingerprintDuplicate, "duplicate\n", &[]);
+                return answer.decided(409, IdempotencyOutcome::FingerprintDuplicate, "duplicate\n", &[]);
             }
             self.metrics.record_miss(scope);
             let (status, reply) = self.process(&body, fingerprint).await;
-            return decided(status, IdempotencyOutcome::Miss, &reply, &[]);
+            return answer.decided(status, IdempotencyOutcome::Miss, &reply, &[]);
         };
         let outcome = match self.store.begin(&key, fingerprint, now) {
             Begin::Fresh => {
                 self.metrics.record_miss(scope);
                 if crash {
-                    return Err(DropConnection);
+                    return answer.crash();
                 }
                 IdempotencyOutcome::Miss
             }
@@ -99,7 +128,7 @@ impl Api {
             }
             Begin::Replay { status, body, age } => {
                 self.metrics.record_hit(scope, age);
-                return decided(
+                return answer.decided(
                     status,
                     IdempotencyOutcome::Hit,
                     &body,
@@ -108,7 +137,7 @@ impl Api {
             }
             Begin::Conflict { age } => {
                 self.metrics.record_conflict(scope, age);
-                return decided(
+                return answer.decided(
                     422,
                     IdempotencyOutcome::Conflict,
                     "Idempotency-Key reused with a different payload\n",
@@ -117,7 +146,7 @@ impl Api {
             }
             Begin::InFlight { age } => {
                 self.metrics.record_in_flight(scope, age);
-                return decided(
+                return answer.decided(
                     409,
                     IdempotencyOutcome::InFlight,
                     "a request with this Idempotency-Key is in progress\n",
@@ -127,7 +156,7 @@ impl Api {
         };
         let (status, reply) = self.process(&body, fingerprint).await;
         self.store.complete(&key, status, reply.clone());
-        decided(status, outcome, &reply, &[])
+        answer.decided(status, outcome, &reply, &[])
     }
 
     /// Does the work of an order (a few milliseconds) and queues its webhook.
