@@ -75,6 +75,8 @@ fn runs_for_its_duration_then_summarises_and_flushes() {
         "requests: ",
         "hit ratio",
         "delivery attempts: ",
+        "idempotency store: ",
+        "fallbacks (read ",
         "series exported",
         "flushed and shut down",
     ] {

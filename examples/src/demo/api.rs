@@ -1,6 +1,8 @@
 //! The payments API: `POST /orders` honouring an `Idempotency-Key` header. Every
 //! request's outcome and handling time are recorded through `IdempotencyMetrics`,
-//! and each order it accepts is announced by webhook.
+//! and each order it accepts is announced by webhook. When the idempotency store
+//! cannot answer at all, the request runs without idempotency (fail-open) as a
+//! `miss`, and the store error is recorded.
 //!
 //! The response carries `Idempotency-Outcome` (a debugging aid of this demo, not a
 //! standard header) so the load generator can tally what the server decided.
@@ -17,7 +19,7 @@ use outcometer::{IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder};
 
 use super::deliverer::{Deliverer, Event};
 use super::server::{respond, DropConnection, Handled};
-use super::store::{Begin, Store};
+use super::store::{Begin, Store, StoreError};
 
 /// Header naming the outcome the server decided.
 pub const OUTCOME_HEADER: &str = "idempotency-outcome";
@@ -28,9 +30,9 @@ pub const CRASH_HEADER: &str = "x-demo-crash";
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct Api {
-    /// Keys and fingerprints.
+    /// Keys and fingerprints (it records its own fallbacks).
     pub store: Store,
-    /// The recorder every outcome and duration goes through.
+    /// The recorder every outcome, duration and store error goes through.
     pub metrics: IdempotencyRecorder,
     /// Announces accepted orders.
     pub deliverer: Deliverer,
@@ -84,6 +86,11 @@ impl Answer<'_> {
             .record_request_duration(IdempotencyOutcome::Miss, self.started.elapsed());
         Err(DropConnection)
     }
+
+    /// No store answered: the request goes on without idempotency.
+    fn fail_open(&self, error: StoreError) {
+        self.metrics.record_store_error(error.operation, error.kind);
+    }
 }
 
 impl Api {
@@ -106,27 +113,42 @@ impl Api {
         let fingerprint = fingerprint(&user, &body);
         let now = SystemTime::now();
         let Some(key) = key else {
-            if self.store.seen_recently(fingerprint, now) {
-                self.metrics.record_fingerprint_duplicate(scope);
-                return answer.decided(409, IdempotencyOutcome::FingerprintDuplicate, "duplicate\n", &[]);
+            match self.store.seen_recently(fingerprint, now) {
+                Ok(true) => {
+                    self.metrics.record_fingerprint_duplicate(scope);
+                    return answer.decided(409, IdempotencyOutcome::FingerprintDuplicate, "duplicate\n", &[]);
+                }
+                Ok(false) => {}
+                // Fail-open: without the fingerprint window, the request runs.
+                Err(error) => answer.fail_open(error),
             }
             self.metrics.record_miss(scope);
             let (status, reply) = self.process(&body, fingerprint).await;
             return answer.decided(status, IdempotencyOutcome::Miss, &reply, &[]);
         };
-        let outcome = match self.store.begin(&key, fingerprint, now) {
-            Begin::Fresh => {
+        // Whether the request holds the key's lock, and so must save its response.
+        let (outcome, holds_lock) = match self.store.begin(&key, fingerprint, now) {
+            Ok(Begin::Fresh) => {
                 self.metrics.record_miss(scope);
                 if crash {
                     return answer.crash();
                 }
-                IdempotencyOutcome::Miss
+                (IdempotencyOutcome::Miss, true)
             }
-            Begin::Recovered { lock_age } => {
+            Err(error) => {
+                // Fail-open: no lock and no saved response; a retry runs again.
+                answer.fail_open(error);
+                self.metrics.record_miss(scope);
+                if crash {
+                    return answer.crash();
+                }
+                (IdempotencyOutcome::Miss, false)
+            }
+            Ok(Begin::Recovered { lock_age }) => {
                 self.metrics.record_stale_lock_recovered(scope, lock_age);
-                IdempotencyOutcome::StaleLockRecovered
+                (IdempotencyOutcome::StaleLockRecovered, true)
             }
-            Begin::Replay { status, body, age } => {
+            Ok(Begin::Replay { status, body, age }) => {
                 self.metrics.record_hit(scope, age);
                 return answer.decided(
                     status,
@@ -135,7 +157,7 @@ impl Api {
                     &[("idempotent-replayed", "true")],
                 );
             }
-            Begin::Conflict { age } => {
+            Ok(Begin::Conflict { age }) => {
                 self.metrics.record_conflict(scope, age);
                 return answer.decided(
                     422,
@@ -144,7 +166,7 @@ impl Api {
                     &[],
                 );
             }
-            Begin::InFlight { age } => {
+            Ok(Begin::InFlight { age }) => {
                 self.metrics.record_in_flight(scope, age);
                 return answer.decided(
                     409,
@@ -155,7 +177,13 @@ impl Api {
             }
         };
         let (status, reply) = self.process(&body, fingerprint).await;
-        self.store.complete(&key, status, reply.clone());
+        if holds_lock {
+            // The order ran; if its response cannot be saved, a retry meets the
+            // lock and, after the lock TTL, runs again.
+            if let Err(error) = self.store.complete(&key, fingerprint, now, status, reply.clone()) {
+                answer.fail_open(error);
+            }
+        }
         answer.decided(status, outcome, &reply, &[])
     }
 

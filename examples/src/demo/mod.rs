@@ -1,8 +1,9 @@
-//! The demo service: a payments API honouring `Idempotency-Key`, a webhook
-//! deliverer POSTing to an in-process sink with injected faults, and a load
-//! generator driving both, all recorded through `outcometer` and exported through
-//! `outcometer-exporter`. The `demo` binary is a thin shell around [`Demo`]; the
-//! end-to-end tests run the same [`Demo`] in-process.
+//! The demo service: a payments API honouring `Idempotency-Key` against a
+//! two-tier store with injected faults, a webhook deliverer POSTing to an
+//! in-process sink with injected faults, and a load generator driving both, all
+//! recorded through `outcometer` and exported through `outcometer-exporter`. The
+//! `demo` binary is a thin shell around [`Demo`]; the end-to-end tests run the
+//! same [`Demo`] in-process.
 
 mod api;
 mod args;
@@ -147,8 +148,9 @@ impl Demo {
                 tally: tally.clone(),
                 attempt_timeout: ATTEMPT_TIMEOUT,
             };
+            let faults = store::Faults::new(args.seed, tally.clone());
             let api = Arc::new(api::Api {
-                store: store::Store::new(LOCK_TTL),
+                store: store::Store::new(LOCK_TTL, faults, Arc::new(idempotency.clone())),
                 metrics: idempotency,
                 deliverer,
                 next_id: AtomicU64::new(1),

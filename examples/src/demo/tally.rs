@@ -1,16 +1,19 @@
 //! What the demo saw from the outside: responses as the load generator read them,
-//! attempts as the deliverer saw them, requests as the sink received them. The
-//! summaries print these, and the end-to-end tests compare them with what
-//! Prometheus and the collector received.
+//! attempts as the deliverer saw them, requests as the sink received them, and
+//! idempotency-store failures as the fault injector caused them. The summaries
+//! print these, and the end-to-end tests compare them with what Prometheus and
+//! the collector received.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use outcometer::toolkit::DELIVERY_DURATION_BOUNDARIES_SECONDS as DURATION_BOUNDARIES_SECONDS;
-use outcometer::IdempotencyOutcome;
+use outcometer::{ErrorKind, IdempotencyOutcome, StoreOperation};
 
 const BUCKETS: usize = DURATION_BOUNDARIES_SECONDS.len() + 1;
+const OPERATIONS: usize = StoreOperation::ALL.len();
+const ERROR_KINDS: usize = ErrorKind::ALL.len();
 
 /// Attempt latencies in the delivery-duration instrument's own buckets, so the
 /// summary's p95 is the figure `histogram_quantile` computes from the export.
@@ -84,6 +87,12 @@ pub struct Tally {
     pub latency: LatencyBuckets,
     /// Requests the webhook sink received.
     pub sink_received: AtomicU64,
+    /// Idempotency-store operations whose primary the injector failed and whose
+    /// fallback answered, indexed by `StoreOperation::index`.
+    pub store_fallbacks: [AtomicU64; OPERATIONS],
+    /// Idempotency-store operations the injector failed on both stores (the request
+    /// was served fail-open), by `StoreOperation::index` then `ErrorKind::index`.
+    pub store_errors: [[AtomicU64; ERROR_KINDS]; OPERATIONS],
 }
 
 /// A reading of the tally at one moment.
@@ -115,6 +124,10 @@ pub struct Snapshot {
     pub sink_received: u64,
     /// Delivery tasks running.
     pub active_tasks: i64,
+    /// Store operations answered by the fallback, by `StoreOperation::index`.
+    pub store_fallbacks: [u64; OPERATIONS],
+    /// Store operations no store answered, by `StoreOperation::index` then `ErrorKind::index`.
+    pub store_errors: [[u64; ERROR_KINDS]; OPERATIONS],
 }
 
 impl Tally {
@@ -134,6 +147,10 @@ impl Tally {
             latency: self.latency.counts(),
             sink_received: self.sink_received.load(Relaxed),
             active_tasks,
+            store_fallbacks: std::array::from_fn(|op| self.store_fallbacks[op].load(Relaxed)),
+            store_errors: std::array::from_fn(|op| {
+                std::array::from_fn(|kind| self.store_errors[op][kind].load(Relaxed))
+            }),
         }
     }
 }
@@ -177,6 +194,26 @@ impl Snapshot {
         ratio(self.successes, self.attempts())
     }
 
+    /// Store operations of `operation` answered by the fallback store.
+    pub fn store_fallbacks_of(&self, operation: StoreOperation) -> u64 {
+        self.store_fallbacks[operation.index()]
+    }
+
+    /// Store operations answered by the fallback store.
+    pub fn store_fallbacks(&self) -> u64 {
+        self.store_fallbacks.iter().sum()
+    }
+
+    /// Store operations of `operation` that failed with `kind` on both stores.
+    pub fn store_errors_of(&self, operation: StoreOperation, kind: ErrorKind) -> u64 {
+        self.store_errors[operation.index()][kind.index()]
+    }
+
+    /// Store operations that failed on both stores: requests served fail-open.
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors.iter().flatten().sum()
+    }
+
     /// p95 attempt latency in seconds, bucket-interpolated like Prometheus.
     pub fn p95_seconds(&self) -> Option<f64> {
         histogram_quantile(0.95, &self.latency)
@@ -185,11 +222,13 @@ impl Snapshot {
     /// The live one-line summary.
     pub fn line(&self) -> String {
         format!(
-            "[{:>5.1}s] requests {} (hit {}, conflict {}) · deliveries {} (success {}, p95 {}) · active {}",
+            "[{:>5.1}s] requests {} (hit {}, conflict {}) · store fallbacks {}, errors {} · deliveries {} (success {}, p95 {}) · active {}",
             self.elapsed.as_secs_f64(),
             self.requests(),
             percent(self.hit_ratio()),
             percent(self.conflict_ratio()),
+            self.store_fallbacks(),
+            self.store_errors(),
             self.attempts(),
             percent(self.success_ratio()),
             self.p95_seconds()
@@ -218,6 +257,35 @@ impl fmt::Display for Snapshot {
             percent(self.conflict_ratio()),
             self.crashed,
             self.unexpected
+        )?;
+        let by_operation = |count: &dyn Fn(StoreOperation) -> u64| {
+            StoreOperation::ALL
+                .iter()
+                .map(|&op| format!("{} {}", op.as_str(), count(op)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let kinds: Vec<String> = ErrorKind::ALL
+            .iter()
+            .map(|&kind| {
+                let n: u64 = StoreOperation::ALL
+                    .iter()
+                    .map(|&op| self.store_errors_of(op, kind))
+                    .sum();
+                (kind, n)
+            })
+            .filter(|&(_, n)| n > 0)
+            .map(|(kind, n)| format!("{} {n}", kind.as_str()))
+            .collect();
+        writeln!(
+            f,
+            "idempotency store: {} fallbacks ({}), {} errors, fail-open ({}{}{})",
+            self.store_fallbacks(),
+            by_operation(&|op| self.store_fallbacks_of(op)),
+            self.store_errors(),
+            by_operation(&|op| ErrorKind::ALL.iter().map(|&k| self.store_errors_of(op, k)).sum()),
+            if kinds.is_empty() { "" } else { "; " },
+            kinds.join(", "),
         )?;
         writeln!(
             f,
