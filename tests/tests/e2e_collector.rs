@@ -136,6 +136,16 @@ fn totals_through_rotel_equal_what_prometheus_scraped() {
             "",
             "sum(wildside_idempotency_request_duration_seconds_count)",
         ),
+        (
+            "wildside.idempotency.store.fallbacks",
+            "",
+            "sum(wildside_idempotency_store_fallbacks_total)",
+        ),
+        (
+            "wildside.idempotency.store.errors",
+            "",
+            "sum(wildside_idempotency_store_errors_total)",
+        ),
     ];
     for (name, label, promql) in pairs {
         let filter: Vec<&str> = Some(label).filter(|l| !l.is_empty()).into_iter().collect();

@@ -1,11 +1,11 @@
 //! The demo, scraped by a real Prometheus (Debian's 2.42): every documented query
-//! answers what the demo observed from the outside, exact sums match exactly, and
-//! `promtool check metrics` accepts the endpoint. Skips loudly without Prometheus
-//! unless `CI=true`.
+//! answers what the demo observed from the outside (and what its fault injector
+//! did to the idempotency store), exact sums match exactly, and `promtool check
+//! metrics` accepts the endpoint. Skips loudly without Prometheus unless `CI=true`.
 
 use std::time::Duration;
 
-use outcometer::IdempotencyOutcome;
+use outcometer::{ErrorKind, IdempotencyOutcome, StoreOperation};
 use outcometer_examples::demo::{Args, Demo};
 use outcometer_tests::e2e::{promtool_check_metrics, tool, wait_until, Prometheus};
 use outcometer_tests::http_request;
@@ -85,6 +85,10 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
         seen.successes > 0 && seen.failures > 0 && seen.errors > 0 && seen.timeouts > 0,
         "{seen}"
     );
+    assert!(
+        seen.store_fallbacks() > 0 && seen.store_errors() > 0,
+        "the injector fails ~2% of store operations: {seen}"
+    );
 
     // Wait for the scrape that holds the final values.
     let final_scraped = wait_until(Duration::from_secs(20), || {
@@ -93,13 +97,19 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
             && server.scalar("sum(wildside_delivery_dead_letters_total)") == Some(seen.dead_letters as f64)
             && server.scalar("sum(wildside_idempotency_request_duration_seconds_count)")
                 == Some(seen.requests() as f64)
+            && server.scalar("sum(wildside_idempotency_store_fallbacks_total)")
+                == Some(seen.store_fallbacks() as f64)
+            && server.scalar("sum(wildside_idempotency_store_errors_total)")
+                == Some(seen.store_errors() as f64)
     });
     assert!(
         final_scraped,
-        "Prometheus has {:?} requests, {:?} timed requests and {:?} attempts; the demo saw {seen}",
+        "Prometheus has {:?} requests, {:?} timed requests, {:?} attempts, {:?} store fallbacks and {:?} store errors; the demo saw {seen}",
         server.scalar("sum(wildside_idempotency_requests_total)"),
         server.scalar("sum(wildside_idempotency_request_duration_seconds_count)"),
         server.scalar("sum(wildside_delivery_attempts_total)"),
+        server.scalar("sum(wildside_idempotency_store_fallbacks_total)"),
+        server.scalar("sum(wildside_idempotency_store_errors_total)"),
     );
 
     // Exact: the counters Prometheus holds are what the clients and the sink saw.
@@ -115,6 +125,37 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
             outcome.as_str()
         );
         assert_eq!(server.scalar(&q), Some(seen.outcome(outcome) as f64), "{q}");
+    }
+    // Store health is what the fault injector did: fallbacks by operation, errors
+    // by operation and kind (`or vector(0)`: a pair never injected may have no series).
+    let mut store_exact = vec![
+        (
+            "sum(wildside_idempotency_store_fallbacks_total)".to_owned(),
+            seen.store_fallbacks(),
+        ),
+        (
+            "sum(wildside_idempotency_store_errors_total)".to_owned(),
+            seen.store_errors(),
+        ),
+    ];
+    for &operation in StoreOperation::ALL {
+        let op = operation.as_str();
+        store_exact.push((
+            format!("sum(wildside_idempotency_store_fallbacks_total{{operation=\"{op}\"}}) or vector(0)"),
+            seen.store_fallbacks_of(operation),
+        ));
+        for &kind in ErrorKind::ALL {
+            store_exact.push((
+                format!(
+                    "sum(wildside_idempotency_store_errors_total{{operation=\"{op}\",error_type=\"{}\"}}) or vector(0)",
+                    kind.as_str()
+                ),
+                seen.store_errors_of(operation, kind),
+            ));
+        }
+    }
+    for (q, want) in store_exact {
+        assert_eq!(server.scalar(&q), Some(want as f64), "{q}");
     }
     let exact = [
         ("sum(wildside_delivery_attempts_total{outcome=\"success\"})", seen.successes),
