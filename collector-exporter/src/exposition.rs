@@ -201,7 +201,9 @@ impl Exposition {
     /// Renders every metric into `out` in `format`.
     pub(crate) fn render(&self, format: Format, out: &mut Vec<u8>) {
         self.refresh();
-        out.extend_from_slice(self.target_info(format).as_bytes());
+        if self.reader.is_some() {
+            out.extend_from_slice(self.target_info(format).as_bytes());
+        }
         let scope = self.scope_labels.then(|| {
             format!(
                 "otel_scope_name=\"{SCOPE_NAME}\",otel_scope_version=\"{}\"",
