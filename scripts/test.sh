@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROTEL_VERSION=0.0.1a15
+PROMETHEUS_CLIENT_VERSION=0.21.1
 TOOLS="$PWD/target/e2e-tools"
 ci=false
 [ "${CI:-}" = "true" ] && ci=true
@@ -45,6 +46,12 @@ install_rotel() {
     python3 -m venv "$venv" &&
       "$venv/bin/python" -m pip install -q --disable-pip-version-check "rotel==$ROTEL_VERSION" || return 1
   fi
+  # The Prometheus project's Python client: its strict OpenMetrics parser checks our output.
+  if ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "prometheus-client==$PROMETHEUS_CLIENT_VERSION" || return 1
+  fi
+  OUTCOMETER_PYTHON="$venv/bin/python"
+  export OUTCOMETER_PYTHON
   OUTCOMETER_ROTEL="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
   [ -x "$OUTCOMETER_ROTEL" ] || return 1
   export OUTCOMETER_ROTEL

@@ -6,6 +6,7 @@ use std::time::Duration;
 use outcometer::{
     DeliveryMetrics, DeliveryRecorder, ErrorKind, IdempotencyMetrics, IdempotencyRecorder, UserScope,
 };
+use outcometer_exporter::exposition::Format;
 use outcometer_exporter::{ExporterKind, OtlpProtocol, Telemetry};
 use outcometer_tests::{exposition_value, http_request, number, Receiver};
 
@@ -225,4 +226,62 @@ fn push_and_pull_at_once_agree() {
         .and_then(|m| number(&m, &["outcome=miss", "user_scope=anonymous", "age_bucket=n/a"]));
     assert_eq!(scraped, Some(7.0));
     assert_eq!(pushed, Some(7.0));
+}
+
+#[test]
+fn both_formats_pass_promtool_check_metrics() {
+    let Some(promtool) = outcometer_tests::e2e::tool("OUTCOMETER_PROMTOOL", "promtool") else {
+        return;
+    };
+    let telemetry = pull_only_under("lint");
+    outcometer::catalog::register_shipped_families(&telemetry.backend()).unwrap();
+    let idem = IdempotencyRecorder::builder()
+        .key_age_histogram(true)
+        .request_duration_histogram(true)
+        .build(&telemetry.backend())
+        .unwrap();
+    let delivery = DeliveryRecorder::builder().build(&telemetry.backend()).unwrap();
+    idem.record_conflict(UserScope::from_digest(7), Duration::from_secs(90));
+    idem.record_request_duration(outcometer::IdempotencyOutcome::Hit, Duration::from_millis(3));
+    delivery.record_delivery_failure("https://a.example/x", 503, Duration::from_millis(80));
+    delivery.record_dead_letter("not a url");
+    let _task = delivery.track_active_task();
+    let meter = opentelemetry::metrics::MeterProvider::meter(telemetry.provider(), "app");
+    meter
+        .u64_counter("app.jobs")
+        .with_description("Jobs done.")
+        .build()
+        .add(2, &[opentelemetry::KeyValue::new("queue", "a \"quoted\"\nvalue")]);
+    let text = telemetry.metrics_service().render_as(Format::Text);
+    let (ok, output) = outcometer_tests::e2e::promtool_check_metrics(&promtool, &text);
+    assert!(ok, "promtool check metrics failed:\n{output}\n{text}");
+    // promtool (2.42) reads only the text format; OpenMetrics goes through the
+    // strict parser of the Prometheus project's Python client.
+    let Some(python) = outcometer_tests::e2e::tool("OUTCOMETER_PYTHON", "python-with-prometheus-client")
+    else {
+        return;
+    };
+    let om = telemetry.metrics_service().render_as(Format::OpenMetrics);
+    let parse = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+                 families = list(p(sys.stdin.read()))\nprint(len(families), sum(len(f.samples) for f in families))";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", parse])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), om.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "OpenMetrics parser rejected the body: {}\n{om}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples = om.lines().filter(|l| !l.starts_with('#')).count();
+    let parsed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        parsed.trim().ends_with(&format!(" {samples}")),
+        "{parsed} vs {samples} sample lines"
+    );
 }
