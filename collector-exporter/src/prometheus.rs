@@ -23,11 +23,16 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 
-/// How long a scrape may take, headers included.
+/// How long a scrape may take once its request has arrived.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's headers may take to arrive. A scraper sends its request
+/// at once; a connection that trickles bytes is holding a slot, not scraping.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Renders allowed at once.
 pub const MAX_CONCURRENT_RENDERS: usize = 2;
-/// Connections served at once; more are closed at accept.
+/// Connections held at once. At the cap, a new connection evicts the oldest one
+/// that is idle or has not finished sending its request, so connections that
+/// send nothing cannot lock real scrapers out.
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// Renders the pipeline's metrics for Prometheus; cheap to clone.
@@ -92,6 +97,25 @@ impl MetricsService {
             Ok(Ok(_permit)) => self.body_response(request),
             _ => plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n"),
         }
+    }
+
+    /// Like `respond_async`, rendering on the blocking pool.
+    async fn respond_off_loop(&self, request: Request<()>) -> Response<Full<Bytes>> {
+        if let Some(refusal) = method_not_allowed(&request) {
+            return refusal;
+        }
+        let permit = match tokio::time::timeout(REQUEST_TIMEOUT, self.renders.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return plain(StatusCode::SERVICE_UNAVAILABLE, "too many concurrent scrapes\n"),
+        };
+        let this = self.clone();
+        let rendered = tokio::task::spawn_blocking(move || {
+            let response = this.body_response(&request);
+            drop(permit);
+            response
+        })
+        .await;
+        rendered.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n"))
     }
 
     fn body_response<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
@@ -252,6 +276,34 @@ impl Drop for PullServer {
     }
 }
 
+/// One open connection: whether a request is being answered, and how to close it.
+struct Open {
+    id: u64,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    abort: tokio::task::AbortHandle,
+}
+
+type OpenConnections = Arc<std::sync::Mutex<std::collections::VecDeque<Open>>>;
+
+/// Makes room for one more connection: evicts the oldest idle or incomplete one
+/// when at the cap. `false` when every connection is answering a request.
+fn make_room(open: &OpenConnections) -> bool {
+    let mut open = open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if open.len() < MAX_CONNECTIONS {
+        return true;
+    }
+    let idle = open
+        .iter()
+        .position(|c| !c.busy.load(std::sync::atomic::Ordering::Acquire));
+    match idle.and_then(|i| open.remove(i)) {
+        Some(evicted) => {
+            evicted.abort.abort();
+            true
+        }
+        None => false,
+    }
+}
+
 async fn serve(
     listener: std::net::TcpListener,
     service: MetricsService,
@@ -260,7 +312,8 @@ async fn serve(
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let open: OpenConnections = Arc::default();
+    let mut next_id = 0u64;
     loop {
         let accepted = tokio::select! {
             _ = &mut stopped => return,
@@ -270,31 +323,66 @@ async fn serve(
             tokio::time::sleep(Duration::from_millis(10)).await; // e.g. out of file descriptors
             continue;
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            continue; // over the connection limit: close it
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let handler = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                let service = service.clone();
-                async move {
-                    let response = if request.uri().path() == "/metrics" {
-                        service.respond_async(&request).await
-                    } else {
-                        plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n")
-                    };
-                    Ok::<_, Infallible>(response)
-                }
+        if !make_room(&open) {
+            continue; // every slot is answering a request: close this one
+        }
+        let (id, busy) = (next_id, Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        next_id += 1;
+        let task = tokio::spawn(connection(
+            stream,
+            service.clone(),
+            busy.clone(),
+            open.clone(),
+            id,
+        ));
+        open.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(Open {
+                id,
+                busy,
+                abort: task.abort_handle(),
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(REQUEST_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), handler);
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT * 6, connection).await;
-            drop(permit);
-        });
     }
+}
+
+/// Serves one connection; marks it busy while a request is answered, and renders
+/// on the blocking pool so a large render never stalls the accept loop.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    service: MetricsService,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    open: OpenConnections,
+    id: u64,
+) {
+    struct Forget(OpenConnections, u64);
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            open.retain(|c| c.id != self.1);
+        }
+    }
+    let _forget = Forget(open, id);
+    let handler = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let service = service.clone();
+        let busy = busy.clone();
+        async move {
+            busy.store(true, std::sync::atomic::Ordering::Release);
+            let response = if request.uri().path() == "/metrics" {
+                let (parts, _) = request.into_parts();
+                service.respond_off_loop(Request::from_parts(parts, ())).await
+            } else {
+                plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n")
+            };
+            busy.store(false, std::sync::atomic::Ordering::Release);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), handler);
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT * 6, connection).await;
 }
 
 #[cfg(test)]
