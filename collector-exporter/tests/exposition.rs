@@ -13,8 +13,8 @@ use outcometer::otel::OtelBackend;
 use outcometer::toolkit::{AnyInstrument, Backend};
 use outcometer_exporter::exposition::Format;
 use outcometer_exporter::{ExporterKind, Telemetry};
-use proptest::prelude::*;
 use prometheus::{Encoder as _, TextEncoder};
+use proptest::prelude::*;
 
 /// One sample: metric name, labels (sorted), value.
 type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
@@ -89,7 +89,9 @@ fn populate(backend: &OtelBackend, provider: &SdkMeterProvider) {
     register_shipped_families(backend).expect("shipped families");
     let registry = backend.registry().expect("registry");
     // Admit a few hosts, as recording through the recorder would.
-    let delivery = outcometer::DeliveryRecorder::builder().build(backend).expect("delivery");
+    let delivery = outcometer::DeliveryRecorder::builder()
+        .build(backend)
+        .expect("delivery");
     for host in 0..25 {
         delivery.endpoint(&format!("https://h{host}.example"));
     }
@@ -114,7 +116,13 @@ fn populate(backend: &OtelBackend, provider: &SdkMeterProvider) {
     }
     let meter = provider.meter("app");
     let jobs = meter.u64_counter("app.jobs").with_unit("{job}").build();
-    jobs.add(3, &[KeyValue::new("queue", "emails"), KeyValue::new("tenant.id", "a\"b\\c")]);
+    jobs.add(
+        3,
+        &[
+            KeyValue::new("queue", "emails"),
+            KeyValue::new("tenant.id", "a\"b\\c"),
+        ],
+    );
     jobs.add(4, &[KeyValue::new("queue", "line\nbreak")]);
     let latency = meter
         .f64_histogram("app.latency")
@@ -153,8 +161,11 @@ fn oracle_body() -> String {
             KeyValue::new("service.instance.id", INSTANCE),
         ])
         .build();
-    let (provider, backend) =
-        OtelBackend::with_views(SdkMeterProvider::builder().with_resource(resource).with_reader(reader));
+    let (provider, backend) = OtelBackend::with_views(
+        SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_reader(reader),
+    );
     let backend = backend.namespace("svc").expect("namespace");
     populate(&backend, &provider);
     let mut body = Vec::new();
@@ -181,14 +192,30 @@ fn samples_equal_the_opentelemetry_prometheus_exporter_but_for_documented_differ
             .collect()
     };
     let (ours_samples, oracle_samples) = (strip(&text), strip(&oracle));
-    let missing: Vec<_> = oracle_samples.keys().filter(|k| !ours_samples.contains_key(*k)).collect();
-    let extra: Vec<_> = ours_samples.keys().filter(|k| !oracle_samples.contains_key(*k)).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:#?}\nextra {extra:#?}");
+    let missing: Vec<_> = oracle_samples
+        .keys()
+        .filter(|k| !ours_samples.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = ours_samples
+        .keys()
+        .filter(|k| !oracle_samples.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}"
+    );
     for (key, value) in &oracle_samples {
         let got = ours_samples[key];
-        assert!((got - value).abs() <= 1e-9 * value.abs().max(1.0), "{key:?}: {got} != {value}");
+        assert!(
+            (got - value).abs() <= 1e-9 * value.abs().max(1.0),
+            "{key:?}: {got} != {value}"
+        );
     }
-    assert!(oracle_samples.len() > 2_000, "{} samples compared", oracle_samples.len());
+    assert!(
+        oracle_samples.len() > 2_000,
+        "{} samples compared",
+        oracle_samples.len()
+    );
     // OpenMetrics carries the same samples (counters keep `_total` on samples).
     let om_body = service.render_as(Format::OpenMetrics);
     assert!(om_body.ends_with("# EOF\n"));
@@ -201,13 +228,20 @@ fn application_names_are_not_suffixed_twice() {
     let (telemetry, provider) = ours();
     let meter = provider.meter("app");
     meter.u64_counter("jobs.done_total").build().add(1, &[]);
-    meter.f64_gauge("x.seconds").with_unit("s").build().record(1.0, &[]);
+    meter
+        .f64_gauge("x.seconds")
+        .with_unit("s")
+        .build()
+        .record(1.0, &[]);
     meter.u64_counter("a..b__c").build().add(1, &[]);
     let body = telemetry.metrics_service().render();
     assert!(body.contains("\njobs_done_total 1\n"), "{body}");
     assert!(body.contains("\nx_seconds 1\n"), "{body}");
     assert!(body.contains("\na_b_c_total 1\n"), "{body}");
-    assert!(!body.contains("_total_total") && !body.contains("seconds_seconds"), "{body}");
+    assert!(
+        !body.contains("_total_total") && !body.contains("seconds_seconds"),
+        "{body}"
+    );
 }
 
 #[test]
