@@ -219,99 +219,92 @@ impl SeriesLabels {
     }
 }
 
-impl Backend for OtelBackend {
-    fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
-        self.declare(&def);
-        let counter = Counter::new(def.clone());
-        let cells = counter.clone();
-        let labels = SeriesLabels::new(def.clone());
-        self.meter
-            .u64_observable_counter(def.name().to_owned())
-            .with_unit(def.spec().unit())
-            .with_description(def.spec().description())
-            .with_callback(move |observer| {
-                if cells_read_elsewhere() {
-                    return;
-                }
-                for (series, value) in cells.values() {
-                    if value != 0 {
-                        observer.observe(value, labels.get(series));
-                    }
-                }
+/// Creates the cells `$new`, registers the observable instrument `$builder` whose
+/// callback hands them to `$body` at collection time (unless an exporter reads the
+/// cells itself: `collect_without_cells`), and returns the cells.
+macro_rules! observed_cells {
+    ($self:ident, $def:ident, $new:expr, $builder:ident, |$observer:ident, $cells:ident, $labels:ident| $body:block) => {{
+        $self.declare(&$def);
+        let handle = $new;
+        let $cells = handle.clone();
+        let $labels = SeriesLabels::new($def.clone());
+        $self
+            .meter
+            .$builder($def.name().to_owned())
+            .with_unit($def.spec().unit())
+            .with_description($def.spec().description())
+            .with_callback(move |$observer| {
+                if !cells_read_elsewhere() $body
             })
             .build();
-        counter
+        handle
+    }};
+}
+
+impl Backend for OtelBackend {
+    fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
+        observed_cells!(
+            self,
+            def,
+            Counter::new(def.clone()),
+            u64_observable_counter,
+            |observer, cells, labels| {
+                for (series, value) in cells.values().filter(|(_, v)| *v != 0) {
+                    observer.observe(value, labels.get(series));
+                }
+            }
+        )
     }
 
     fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
-        self.declare(&def);
-        let counter = UpDownCounter::new(def.clone());
-        let cells = counter.clone();
-        let labels = SeriesLabels::new(def.clone());
         // A series that went up and back to zero is still reported: zero is a real
         // gauge value (no active tasks), unlike a counter that never moved.
         let touched: Arc<[OnceLock<()>]> = (0..def.series_bound()).map(|_| OnceLock::new()).collect();
-        self.meter
-            .i64_observable_up_down_counter(def.name().to_owned())
-            .with_unit(def.spec().unit())
-            .with_description(def.spec().description())
-            .with_callback(move |observer| {
-                if cells_read_elsewhere() {
-                    return;
-                }
+        let always = def.dimensions().is_empty();
+        observed_cells!(
+            self,
+            def,
+            UpDownCounter::new(def.clone()),
+            i64_observable_up_down_counter,
+            |observer, cells, labels| {
                 for ((series, value), touched) in cells.values().zip(touched.iter()) {
                     if value != 0 {
                         let _ = touched.set(());
                     }
-                    if touched.get().is_some() || cells.def().dimensions().is_empty() {
+                    if always || touched.get().is_some() {
                         observer.observe(value, labels.get(series));
                     }
                 }
-            })
-            .build();
-        counter
+            }
+        )
     }
 
     fn gauge(&self, def: Arc<InstrumentDef>) -> Gauge {
-        self.declare(&def);
-        let gauge = Gauge::new(def.clone());
-        let cells = gauge.clone();
-        let labels = SeriesLabels::new(def.clone());
-        self.meter
-            .i64_observable_gauge(def.name().to_owned())
-            .with_unit(def.spec().unit())
-            .with_description(def.spec().description())
-            .with_callback(move |observer| {
-                if cells_read_elsewhere() {
-                    return;
-                }
+        observed_cells!(
+            self,
+            def,
+            Gauge::new(def.clone()),
+            i64_observable_gauge,
+            |observer, cells, labels| {
                 for (series, value) in cells.values() {
                     observer.observe(value, labels.get(series));
                 }
-            })
-            .build();
-        gauge
+            }
+        )
     }
 
     fn float_gauge(&self, def: Arc<InstrumentDef>) -> FloatGauge {
-        self.declare(&def);
-        let gauge = FloatGauge::new(def.clone());
-        let cells = gauge.clone();
-        let labels = SeriesLabels::new(def.clone());
-        self.meter
-            .f64_observable_gauge(def.name().to_owned())
-            .with_unit(def.spec().unit())
-            .with_description(def.spec().description())
-            .with_callback(move |observer| {
-                if cells_read_elsewhere() {
-                    return;
-                }
+        observed_cells!(
+            self,
+            def,
+            FloatGauge::new(def.clone()),
+            f64_observable_gauge,
+            |observer, cells, labels| {
                 for (series, value) in cells.collect() {
                     observer.observe(value, labels.get(series));
                 }
-            })
-            .build();
-        gauge
+            }
+        )
     }
 
     fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
