@@ -238,7 +238,7 @@ fn dropping_the_handle_flushes_too() {
     }
     let metric = receiver
         .received
-        .latest("delivery.dead_letters")
+        .latest("wildside.delivery.dead_letters")
         .expect("flushed on drop");
     assert_eq!(number(&metric, &["server.address=x.example"]), Some(1.0));
 }
