@@ -102,8 +102,9 @@ impl Client {
         if let Some(budget) = budget {
             post = post.timeout(budget);
         }
+        // The URL is left out: its query string may carry a token.
         let mut response = post.send().await.map_err(|e| Failure {
-            message: chain(&e),
+            message: chain(&e.without_url()),
             retry: Retry::Yes,
         })?;
         let status = response.status();

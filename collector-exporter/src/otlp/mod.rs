@@ -79,21 +79,59 @@ impl ExportHealth {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
                 if !self.failing.swap(true, Ordering::Relaxed) {
-                    let consequence = match target.temporality {
-                        TemporalityPreference::Cumulative => {
-                            "the next export that succeeds carries the full cumulative totals"
-                        }
-                        TemporalityPreference::Delta | TemporalityPreference::LowMemory => {
-                            "with delta temporality the counts of each failed export are lost"
-                        }
-                    };
-                    crate::report::warn(&format!(
-                        "{target} failed: {error}; {consequence}; further failures are not \
-                         logged until an export succeeds"
-                    ));
+                    crate::report::warn(&failure_message(target, error));
                 }
             }
         }
+    }
+}
+
+/// The first failure of a streak, with what it costs under the temporality in use.
+#[cfg(feature = "otlp")]
+fn failure_message(target: &Target, error: &str) -> String {
+    let consequence = match target.temporality {
+        TemporalityPreference::Cumulative => {
+            "the next export that succeeds carries the full cumulative totals"
+        }
+        TemporalityPreference::Delta | TemporalityPreference::LowMemory => {
+            "with delta temporality the counts of each failed export are lost"
+        }
+    };
+    format!(
+        "{target} failed: {error}; {consequence}; further failures are not logged until an export succeeds"
+    )
+}
+
+#[cfg(all(test, feature = "otlp"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_messages_are_true_to_the_temporality() {
+        let target = |temporality| Target {
+            name: "OTLP/HTTP",
+            endpoint: "http://c:4318/v1/metrics?token=s3cret".into(),
+            temporality,
+        };
+        let cumulative = failure_message(&target(TemporalityPreference::Cumulative), "HTTP 503");
+        assert!(
+            cumulative.contains("carries the full cumulative totals"),
+            "{cumulative}"
+        );
+        for t in [TemporalityPreference::Delta, TemporalityPreference::LowMemory] {
+            let delta = failure_message(&target(t), "HTTP 503");
+            assert!(delta.contains("are lost") && !delta.contains("totals"), "{delta}");
+            assert!(!delta.contains("s3cret"), "query strings are hidden: {delta}");
+        }
+    }
+
+    #[test]
+    fn limits_combine_with_zero_as_none() {
+        let s = Duration::from_secs;
+        assert_eq!(combined_limit(s(10), s(30)), Some(s(10)));
+        assert_eq!(combined_limit(s(0), s(30)), Some(s(30)));
+        assert_eq!(combined_limit(s(10), s(0)), Some(s(10)));
+        assert_eq!(combined_limit(s(0), s(0)), None);
     }
 }
 
