@@ -3,6 +3,7 @@
 //! and a plain HTTP client for scraping the pull endpoint.
 
 pub mod e2e;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -267,6 +268,19 @@ fn runtime() -> tokio::runtime::Runtime {
 impl Receiver {
     /// An OTLP/gRPC receiver on `addr` (port 0 for a free one), accepting gzip.
     pub fn grpc(addr: &str) -> Receiver {
+        Self::grpc_with(addr, None)
+    }
+
+    /// An OTLP/gRPC receiver over TLS (mutual when `tls` names a client CA).
+    pub fn grpc_tls(tls: &tls::ServerTls) -> Receiver {
+        Self::grpc_with("127.0.0.1:0", Some(tls))
+    }
+
+    fn grpc_with(addr: &str, tls: Option<&tls::ServerTls>) -> Receiver {
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls.tonic()).expect("server TLS");
+        }
         let listener = TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -280,7 +294,7 @@ impl Receiver {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                let _ = tonic::transport::Server::builder()
+                let _ = server
                     .add_service(service)
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stopped.await;
@@ -301,6 +315,16 @@ impl Receiver {
 
     /// An OTLP/HTTP receiver on `addr` at `/v1/metrics`, decoding protobuf (gzip or not).
     pub fn http(addr: &str) -> Receiver {
+        Self::http_with(addr, None)
+    }
+
+    /// An OTLP/HTTP receiver over TLS (mutual when `tls` names a client CA).
+    pub fn http_tls(tls: &tls::ServerTls) -> Receiver {
+        Self::http_with("127.0.0.1:0", Some(tls))
+    }
+
+    fn http_with(addr: &str, tls: Option<&tls::ServerTls>) -> Receiver {
+        let acceptor = tls.map(tls::ServerTls::acceptor);
         use http_body_util::BodyExt;
         let listener = TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -321,6 +345,7 @@ impl Receiver {
                     };
                     let (sink, gz) = (sink.clone(), gz.clone());
                     let (seen, seen_paths) = (seen.clone(), seen_paths.clone());
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         let handler = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                             let (sink, gz) = (sink.clone(), gz.clone());
@@ -363,9 +388,18 @@ impl Receiver {
                                 Ok::<_, std::convert::Infallible>(resp)
                             }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match acceptor {
+                            None => {
+                                let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), handler).await;
+                            }
+                            Some(acceptor) => {
+                                // A failed handshake (wrong CA, no client certificate) ends here.
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), handler).await;
+                                }
+                            }
+                        }
                     });
                 }
             })

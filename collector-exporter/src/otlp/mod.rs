@@ -299,6 +299,13 @@ fn jitter(base: Duration) -> Duration {
     base + Duration::from_millis(h.finish() % quarter)
 }
 
+/// Whether a failure is a TLS handshake rejected for its certificates, which
+/// trying again cannot fix.
+#[cfg(feature = "otlp")]
+fn tls_rejected(message: &str) -> bool {
+    message.contains("invalid peer certificate") || message.contains("received fatal alert")
+}
+
 /// The shorter of two limits where zero means none.
 #[cfg(feature = "otlp")]
 pub(crate) fn combined_limit(a: Duration, b: Duration) -> Option<Duration> {
@@ -352,7 +359,13 @@ impl OtlpExporter {
                 Ok(()) => return Ok(()),
                 Err(failure) => failure,
             };
-            let wait = match failure.retry {
+            // A certificate the other side rejects will be rejected again.
+            let retry = if tls_rejected(&failure.message) {
+                Retry::No
+            } else {
+                failure.retry
+            };
+            let wait = match retry {
                 Retry::No => return Err(failure.message),
                 Retry::Yes => jitter(backoff),
                 Retry::After(delay) => delay.max(backoff),
