@@ -220,3 +220,35 @@ fn generic_endpoint_query_string_is_kept_after_v1_metrics() {
         Some("/v1/metrics?tenant=a")
     );
 }
+
+#[test]
+fn config_file_settings_reach_the_wire() {
+    let receiver = receiver(OtlpProtocol::Grpc);
+    let dir = outcometer_tests::tls::TempDir::new("config-file");
+    let path = dir.write(
+        "otel.yaml",
+        &format!(
+            "file_format: \"1.0\"\nresource:\n  attributes:\n    - name: service.name\n      value: from-file\n\
+             meter_provider:\n  readers:\n    - periodic:\n        interval: 3600000\n        exporter:\n          otlp_grpc:\n\
+             \x20           endpoint: http://{}\n            compression: gzip\n            headers:\n              - name: x-tenant\n\
+             \x20               value: ${{TENANT:-file}}\n",
+            receiver.addr
+        ),
+    );
+    let file = path.display().to_string();
+    push_once(Telemetry::builder(), move |k| match k {
+        "OTEL_CONFIG_FILE" => Some(file.clone()),
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("x-ignored=1".into()),
+        _ => None,
+    });
+    assert_eq!(receiver.headers.last("x-tenant"), ["file"]);
+    assert!(
+        receiver.headers.last("x-ignored").is_empty(),
+        "other variables are ignored"
+    );
+    assert_eq!(*receiver.gzipped.lock().unwrap(), 1);
+    assert!(receiver
+        .received
+        .resource()
+        .contains(&"service.name=from-file".to_owned()));
+}
