@@ -620,3 +620,20 @@ fn a_port_in_use_is_a_clear_setup_error() {
         .unwrap_err();
     assert!(err.to_string().contains("OTEL_EXPORTER_PROMETHEUS_PORT"), "{err}");
 }
+
+#[test]
+fn row_empty_value_is_unset() {
+    let c = resolve(&[
+        ("OTEL_SDK_DISABLED", ""),
+        ("OTEL_METRICS_EXPORTER", "  "),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", ""),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", ""),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1234"),
+    ]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(!c.disabled);
+    assert_eq!(c.exporters, [ExporterKind::Otlp]);
+    assert_eq!(otlp(&c).endpoint, "http://generic:4318/v1/metrics");
+    assert_eq!(otlp(&c).timeout, Duration::from_millis(1234));
+}
