@@ -6,16 +6,6 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SetupError {
-    /// An `OTEL_*` environment variable has a value we cannot use.
-    #[error("environment variable {var}={value:?} is invalid: expected {expected}")]
-    InvalidEnv {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What it accepts.
-        expected: &'static str,
-    },
     /// A value given in code that we cannot use.
     #[error("{setting} = {value:?} is invalid: expected {expected}")]
     InvalidSetting {
@@ -33,6 +23,22 @@ pub enum SetupError {
         what: String,
         /// The feature to enable.
         feature: &'static str,
+    },
+    /// The configuration file cannot be used.
+    #[error("configuration file {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key, and how to fix it.
+        message: String,
+    },
+    /// A TLS file named in code or in the configuration file cannot be used.
+    #[error("{setting}: {message}")]
+    Tls {
+        /// The builder method or file key that named it.
+        setting: String,
+        /// What is wrong (never the file's content).
+        message: String,
     },
     /// The OTLP exporter could not be built.
     #[error("could not build the OTLP exporter for {endpoint}: {message}")]
@@ -67,7 +73,72 @@ pub enum SetupError {
     /// An outcometer setting given in code is invalid (e.g. the namespace).
     #[error(transparent)]
     Config(#[from] outcometer::ConfigError),
-    /// The pipeline did not shut down cleanly within its deadline.
-    #[error("metrics shutdown did not complete: {0}")]
-    Shutdown(String),
+    /// A flush or shutdown did not deliver everything.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
+
+/// Which lifecycle operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// [`crate::Telemetry::force_flush`].
+    Flush,
+    /// [`crate::Telemetry::shutdown`] (or dropping the handle).
+    Shutdown,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operation::Flush => "flush",
+            Operation::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// One export that failed, and where it was going.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportFailure {
+    /// `OTLP/gRPC` or `OTLP/HTTP`.
+    pub exporter: &'static str,
+    /// The endpoint (query string hidden).
+    pub endpoint: String,
+    /// Why.
+    pub cause: String,
+}
+
+/// A flush or shutdown that did not deliver everything: the exports that failed,
+/// and whether it gave up waiting.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub struct ExportError {
+    /// Flush or shutdown.
+    pub operation: Operation,
+    /// The exports that failed.
+    pub failures: Vec<ExportFailure>,
+    /// Set when the operation was abandoned after this long (the shutdown timeout).
+    pub gave_up_after: Option<std::time::Duration>,
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "metrics {}", self.operation)?;
+        if let Some(after) = self.gave_up_after {
+            write!(f, " did not finish within {after:?}")?;
+        } else {
+            f.write_str(" failed")?;
+        }
+        for (n, failure) in self.failures.iter().enumerate() {
+            let sep = if n == 0 { ": " } else { "; " };
+            if failure.endpoint.is_empty() {
+                write!(f, "{sep}{}: {}", failure.exporter, failure.cause)?;
+            } else {
+                write!(
+                    f,
+                    "{sep}the {} export to {}: {}",
+                    failure.exporter, failure.endpoint, failure.cause
+                )?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -31,8 +31,17 @@ pub mod otlp;
 mod pipeline;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod report;
+#[cfg(feature = "signal")]
+mod signal;
+mod views;
 
-pub use config::{ExporterKind, OtlpProtocol, ResolvedConfig, TelemetryBuilder, TemporalityPreference};
-pub use error::SetupError;
+pub use config::{
+    ConfigWarning, ExporterKind, Origin, OtlpConfig, OtlpProtocol, ResolvedConfig, TelemetryBuilder,
+    TemporalityPreference,
+};
+pub use error::{ExportError, ExportFailure, Operation, SetupError};
 pub use otlp::ExportHealth;
 pub use pipeline::Telemetry;
+#[cfg(feature = "signal")]
+pub use signal::{shutdown_signal, wait_for_shutdown_signal, ShutdownSignal, Signal};

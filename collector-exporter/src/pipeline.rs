@@ -11,7 +11,7 @@ use outcometer::otel::OtelBackend;
 use outcometer::toolkit::{RegisteredFamily, Registry};
 
 use crate::config::{ExporterKind, ResolvedConfig, TelemetryBuilder};
-use crate::error::SetupError;
+use crate::error::{ExportError, ExportFailure, Operation, SetupError};
 use crate::otlp::ExportHealth;
 
 /// The running metrics pipeline. Shut it down to flush the last interval; dropping
@@ -21,6 +21,14 @@ pub struct Telemetry {
     backend: OtelBackend,
     config: ResolvedConfig,
     health: Arc<ExportHealth>,
+    /// The OTLP exporter's name and endpoint, for flush and shutdown errors.
+    push_target: Option<(&'static str, String)>,
+    /// Cumulative: an export in progress at shutdown is abandoned, since the final
+    /// one carries its data; with delta it is allowed to finish.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    abandon_at_shutdown: bool,
+    #[cfg(feature = "otlp")]
+    cutoff: Arc<crate::otlp::Cutoff>,
     #[cfg(feature = "prometheus")]
     pull: (
         crate::prometheus::MetricsService,
@@ -38,13 +46,17 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl TelemetryBuilder {
-    /// Resolves the configuration against the process environment and starts the pipeline.
+    /// Resolves the configuration against the process environment and starts the
+    /// pipeline. Environment values that cannot be used are logged once each
+    /// (`tracing`, or stderr without a subscriber) and ignored; see
+    /// [`ResolvedConfig::warnings`].
     pub fn build(self) -> Result<Telemetry, SetupError> {
         let namespace = self.namespace.clone();
         Telemetry::start(self.resolve()?, namespace, true)
     }
 
-    /// Like [`TelemetryBuilder::build`], with `env` standing in for the process environment.
+    /// Like [`TelemetryBuilder::build`], with `env` standing in for the process
+    /// environment, which is then not read at all (nor by the transports).
     pub fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Telemetry, SetupError> {
         let namespace = self.namespace.clone();
         Telemetry::start(self.resolve_with(env)?, namespace, true)
@@ -76,6 +88,9 @@ impl Telemetry {
     ) -> Result<Telemetry, SetupError> {
         #[cfg(not(feature = "prometheus"))]
         let _ = serve_pull;
+        for warning in &config.warnings {
+            crate::report::warn_once(&warning.message);
+        }
         let registry = Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget);
         let health = Arc::new(ExportHealth::default());
         let resource = Resource::builder_empty()
@@ -90,14 +105,23 @@ impl Telemetry {
         let mut builder = SdkMeterProvider::builder().with_resource(resource.clone());
         #[cfg(feature = "prometheus")]
         let mut pull_reader = None;
+        #[cfg(feature = "otlp")]
+        let cutoff = Arc::new(crate::otlp::Cutoff::default());
+        let mut push_target = None;
+        let mut abandon_at_shutdown = false;
         for kind in &config.exporters {
             match kind {
-                #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+                #[cfg(feature = "otlp")]
                 ExporterKind::Otlp => {
-                    let exporter = crate::otlp::exporter(&config.otlp, health.clone())?;
+                    let otlp = config.otlp.as_ref().expect("resolved with OTLP");
+                    let exporter =
+                        crate::otlp::exporter(otlp, config.export_timeout, health.clone(), cutoff.clone())?;
+                    push_target = Some((exporter.name(), crate::otlp::display_endpoint(&otlp.endpoint)));
+                    abandon_at_shutdown =
+                        exporter.temporality_preference() == crate::config::TemporalityPreference::Cumulative;
                     builder = builder.with_reader(periodic(exporter, &config));
                 }
-                #[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+                #[cfg(not(feature = "otlp"))]
                 ExporterKind::Otlp => {
                     return Err(SetupError::FeatureDisabled {
                         what: "OTLP push".into(),
@@ -124,6 +148,11 @@ impl Telemetry {
                 }
             }
         }
+        #[cfg(not(feature = "otlp"))]
+        let _ = (&mut push_target, &mut abandon_at_shutdown);
+        if !config.cardinality_limits.is_empty() {
+            builder = builder.with_view(crate::views::cardinality_limits(&config.cardinality_limits));
+        }
         let (provider, backend) = OtelBackend::with_views(builder);
         let backend = backend.with_registry(registry);
         #[cfg(feature = "prometheus")]
@@ -137,11 +166,10 @@ impl Telemetry {
                 config.prometheus_scope_labels,
             );
             let service = crate::prometheus::MetricsService::new(Arc::new(exposition));
-            let server = match (&pull_reader, serve_pull) {
-                (Some(_), true) => Some(crate::prometheus::PullServer::start(
-                    &config.prometheus_address,
-                    service.clone(),
-                )?),
+            let server = match (&pull_reader, serve_pull, config.prometheus_address.as_deref()) {
+                (Some(_), true, Some(address)) => {
+                    Some(crate::prometheus::PullServer::start(address, service.clone())?)
+                }
                 _ => None,
             };
             (service, server)
@@ -153,6 +181,10 @@ impl Telemetry {
             provider,
             config,
             health,
+            push_target,
+            abandon_at_shutdown,
+            #[cfg(feature = "otlp")]
+            cutoff,
             #[cfg(feature = "prometheus")]
             pull,
             shut_down: Mutex::new(false),
@@ -209,17 +241,29 @@ impl Telemetry {
         self.pull.0.clone()
     }
 
-    /// Collects and pushes now.
+    /// Collects and pushes now, blocking until every push exporter is done: at
+    /// most the shutdown timeout (default 5 s). The error names each export that
+    /// failed and where it was going.
     pub fn force_flush(&self) -> Result<(), SetupError> {
-        self.provider
-            .force_flush()
-            .map_err(|e| SetupError::Shutdown(e.to_string()))
+        self.bounded(Operation::Flush, |provider| provider.force_flush())
+            .map_err(SetupError::from)
     }
 
-    /// Flushes the last interval and stops every reader, waiting at most the
-    /// configured shutdown timeout.
+    /// Flushes the last interval and stops every reader and the pull endpoint,
+    /// blocking at most the shutdown timeout (default 5 s; the SDK's periodic
+    /// reader waits at most 5 s for its last export, so the final export gets the
+    /// shorter of the two). The error names each export that failed and where it
+    /// was going. From async code, use [`Telemetry::shutdown_async`].
     pub fn shutdown(self) -> Result<(), SetupError> {
         self.shutdown_once()
+    }
+
+    /// [`Telemetry::shutdown`] on a thread of its own, for async code: awaiting
+    /// it never blocks the executor. Works on any executor.
+    pub fn shutdown_async(
+        self,
+    ) -> impl std::future::Future<Output = Result<(), SetupError>> + Send + 'static {
+        off_thread(move || self.shutdown())
     }
 
     fn shutdown_once(&self) -> Result<(), SetupError> {
@@ -228,35 +272,98 @@ impl Telemetry {
             return Ok(());
         }
         *done = true;
-        // The SDK's shutdown ignores its timeout; bound the wait here.
+        self.bounded(Operation::Shutdown, |provider| provider.shutdown())
+            .map_err(SetupError::from)
+    }
+
+    /// Runs `operation` on the provider from a helper thread (the SDK's own
+    /// deadlines are not enforced), waits at most the shutdown timeout, and says
+    /// which export failed.
+    fn bounded(
+        &self,
+        operation: Operation,
+        run: impl FnOnce(SdkMeterProvider) -> opentelemetry_sdk::error::OTelSdkResult + Send + 'static,
+    ) -> Result<(), ExportError> {
+        let limit = self.config.shutdown_timeout;
+        // The export under us stops itself a little before we stop waiting, so it
+        // is reported as its own failure rather than as a give-up.
+        #[cfg(feature = "otlp")]
+        {
+            let reader_wait = match operation {
+                Operation::Shutdown => limit.min(SDK_READER_SHUTDOWN_WAIT),
+                Operation::Flush => limit,
+            };
+            let margin = (reader_wait / 10).min(std::time::Duration::from_millis(250));
+            self.cutoff
+                .set(Some(std::time::Instant::now() + reader_wait - margin));
+            if operation == Operation::Shutdown && self.abandon_at_shutdown {
+                self.cutoff.abandon_in_progress();
+            }
+        }
+        let failed_before = self.health.failed();
         let provider = self.provider.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
-            .name("outcometer-shutdown".into())
+            .name(format!("outcometer-{operation}"))
             .spawn(move || {
-                let _ = tx.send(provider.shutdown());
+                let _ = tx.send(run(provider));
             });
-        let result = match spawned {
-            Ok(_) => match rx.recv_timeout(self.config.shutdown_timeout) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(SetupError::Shutdown(e.to_string())),
-                Err(_) => Err(SetupError::Shutdown(format!(
-                    "the final export did not finish within {:?}",
-                    self.config.shutdown_timeout
-                ))),
-            },
-            Err(e) => Err(SetupError::Shutdown(e.to_string())),
+        let outcome = match spawned {
+            Ok(_) => rx.recv_timeout(limit).ok(),
+            Err(e) => Some(Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                e.to_string(),
+            ))),
         };
-        result
+        #[cfg(feature = "otlp")]
+        if operation == Operation::Flush {
+            self.cutoff.set(None);
+        }
+        let mut failures = Vec::new();
+        if self.health.failed() > failed_before {
+            if let Some((exporter, endpoint)) = &self.push_target {
+                failures.push(ExportFailure {
+                    exporter,
+                    endpoint: endpoint.clone(),
+                    cause: self.health.last_error().unwrap_or_else(|| "failed".into()),
+                });
+            }
+        }
+        match outcome {
+            Some(Ok(())) if failures.is_empty() => Ok(()),
+            Some(Err(e)) if failures.is_empty() => Err(ExportError {
+                operation,
+                failures: vec![ExportFailure {
+                    exporter: "metrics pipeline",
+                    endpoint: String::new(),
+                    cause: e.to_string(),
+                }],
+                gave_up_after: None,
+            }),
+            Some(_) => Err(ExportError {
+                operation,
+                failures,
+                gave_up_after: None,
+            }),
+            None => Err(ExportError {
+                operation,
+                failures,
+                gave_up_after: Some(limit),
+            }),
+        }
     }
 }
+
+/// How long the SDK's `PeriodicReader::shutdown` waits for its last export
+/// (hard-coded in opentelemetry_sdk 0.33).
+#[cfg(feature = "otlp")]
+const SDK_READER_SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
         #[cfg(feature = "prometheus")]
         drop(self.pull.1.take());
         if let Err(error) = self.shutdown_once() {
-            eprintln!("outcometer-exporter: {error}");
+            crate::report::warn(&error.to_string());
         }
     }
 }
@@ -281,4 +388,52 @@ fn log_budget(family: &RegisteredFamily, budget: usize) {
         family.name,
         family.series_bound(),
     );
+}
+
+/// Runs `f` on a thread of its own; the future completes with its result, on any
+/// executor, without blocking it.
+fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = T> + Send + 'static {
+    struct Slot<T> {
+        value: Option<T>,
+        waker: Option<std::task::Waker>,
+    }
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+    }));
+    let job = Arc::new(Mutex::new(Some(f)));
+    let run = {
+        let (slot, job) = (slot.clone(), job.clone());
+        move || {
+            let f = job.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(f) = f {
+                let value = f();
+                let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                slot.value = Some(value);
+                if let Some(waker) = slot.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    };
+    if std::thread::Builder::new()
+        .name("outcometer-shutdown".into())
+        .spawn(run.clone())
+        .is_err()
+    {
+        // No thread to be had: do it here rather than not at all.
+        run();
+    }
+    std::future::poll_fn(move |cx| {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        match slot.value.take() {
+            Some(value) => std::task::Poll::Ready(value),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
+    })
 }

@@ -3,6 +3,7 @@
 //! and a plain HTTP client for scraping the pull endpoint.
 
 pub mod e2e;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -164,7 +165,52 @@ pub fn temporality(metric: &Metric) -> Option<i32> {
     }
 }
 
-struct Collector(Received);
+/// One request's headers: (lower-case name, value), in order.
+pub type HeaderList = Vec<(String, String)>;
+
+/// Headers of each request a receiver got, in arrival order.
+#[derive(Clone, Default)]
+pub struct Headers(Arc<Mutex<Vec<HeaderList>>>);
+
+impl Headers {
+    fn push(&self, headers: Vec<(String, String)>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(headers);
+    }
+
+    /// Every request's headers so far.
+    pub fn all(&self) -> Vec<HeaderList> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The values of header `name` (lower-case) in the last request.
+    pub fn last(&self, name: &str) -> Vec<String> {
+        self.all()
+            .last()
+            .map(|h| {
+                h.iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn header_pairs(map: &http::HeaderMap) -> HeaderList {
+    map.iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+struct Collector(Received, Headers, Arc<Mutex<u32>>);
 
 #[tonic::async_trait]
 impl MetricsService for Collector {
@@ -172,6 +218,11 @@ impl MetricsService for Collector {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let headers = header_pairs(&request.metadata().clone().into_headers());
+        if headers.iter().any(|(k, v)| k == "grpc-encoding" && v == "gzip") {
+            *self.2.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        }
+        self.1.push(headers);
         self.0.push(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse {
             partial_success: None,
@@ -185,8 +236,12 @@ pub struct Receiver {
     pub addr: SocketAddr,
     /// What it decoded.
     pub received: Received,
-    /// Requests whose body arrived gzip-compressed (HTTP only).
+    /// Requests whose body arrived gzip-compressed.
     pub gzipped: Arc<Mutex<u32>>,
+    /// Each request's headers (gRPC: its metadata).
+    pub headers: Headers,
+    /// Each request's path and query (HTTP only).
+    pub paths: Arc<Mutex<Vec<String>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -213,18 +268,33 @@ fn runtime() -> tokio::runtime::Runtime {
 impl Receiver {
     /// An OTLP/gRPC receiver on `addr` (port 0 for a free one), accepting gzip.
     pub fn grpc(addr: &str) -> Receiver {
+        Self::grpc_with(addr, None)
+    }
+
+    /// An OTLP/gRPC receiver over TLS (mutual when `tls` names a client CA).
+    pub fn grpc_tls(tls: &tls::ServerTls) -> Receiver {
+        Self::grpc_with("127.0.0.1:0", Some(tls))
+    }
+
+    fn grpc_with(addr: &str, tls: Option<&tls::ServerTls>) -> Receiver {
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server.tls_config(tls.tonic()).expect("server TLS");
+        }
         let listener = TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let received = Received::default();
-        let service = MetricsServiceServer::new(Collector(received.clone()))
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let (headers, gzipped) = (Headers::default(), Arc::new(Mutex::new(0)));
+        let service =
+            MetricsServiceServer::new(Collector(received.clone(), headers.clone(), gzipped.clone()))
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                let _ = tonic::transport::Server::builder()
+                let _ = server
                     .add_service(service)
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stopped.await;
@@ -235,7 +305,9 @@ impl Receiver {
         Receiver {
             addr,
             received,
-            gzipped: Arc::default(),
+            gzipped,
+            headers,
+            paths: Arc::default(),
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -243,14 +315,26 @@ impl Receiver {
 
     /// An OTLP/HTTP receiver on `addr` at `/v1/metrics`, decoding protobuf (gzip or not).
     pub fn http(addr: &str) -> Receiver {
+        Self::http_with(addr, None)
+    }
+
+    /// An OTLP/HTTP receiver over TLS (mutual when `tls` names a client CA).
+    pub fn http_tls(tls: &tls::ServerTls) -> Receiver {
+        Self::http_with("127.0.0.1:0", Some(tls))
+    }
+
+    fn http_with(addr: &str, tls: Option<&tls::ServerTls>) -> Receiver {
+        let acceptor = tls.map(tls::ServerTls::acceptor);
         use http_body_util::BodyExt;
         let listener = TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let received = Received::default();
         let gzipped: Arc<Mutex<u32>> = Arc::default();
+        let (headers, paths) = (Headers::default(), Arc::new(Mutex::new(Vec::new())));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (sink, gz) = (received.clone(), gzipped.clone());
+        let (seen, seen_paths) = (headers.clone(), paths.clone());
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
@@ -260,9 +344,16 @@ impl Receiver {
                         accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
                     };
                     let (sink, gz) = (sink.clone(), gz.clone());
+                    let (seen, seen_paths) = (seen.clone(), seen_paths.clone());
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         let handler = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                             let (sink, gz) = (sink.clone(), gz.clone());
+                            seen.push(header_pairs(req.headers()));
+                            seen_paths
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(req.uri().path_and_query().map_or_else(String::new, |p| p.to_string()));
                             async move {
                                 let path_ok = req.uri().path() == "/v1/metrics";
                                 let is_proto = req
@@ -297,9 +388,18 @@ impl Receiver {
                                 Ok::<_, std::convert::Infallible>(resp)
                             }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), handler)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match acceptor {
+                            None => {
+                                let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), handler).await;
+                            }
+                            Some(acceptor) => {
+                                // A failed handshake (wrong CA, no client certificate) ends here.
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), handler).await;
+                                }
+                            }
+                        }
                     });
                 }
             })
@@ -308,8 +408,53 @@ impl Receiver {
             addr,
             received,
             gzipped,
+            headers,
+            paths,
             stop: Some(stop),
             thread: Some(thread),
+        }
+    }
+}
+
+/// A collector that accepts connections and never answers: holds every socket
+/// open without reading a byte, until dropped.
+pub struct HungReceiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HungReceiver {
+    /// Listens on a free loopback port.
+    pub fn start() -> HungReceiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        HungReceiver {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HungReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

@@ -143,7 +143,8 @@ fn receiver_ports_are_the_sdk_defaults() {
             .otlp_protocol(protocol)
             .resolve_with(|_| None)
             .expect("defaults resolve");
-        port(resolved.otlp.endpoint.trim_end_matches("/v1/metrics")).expect("port")
+        let otlp = resolved.otlp.expect("OTLP is the default exporter");
+        port(otlp.endpoint.trim_end_matches("/v1/metrics")).expect("port")
     };
     assert_eq!(receiver("grpc"), sdk_default(OtlpProtocol::Grpc));
     assert_eq!(receiver("http"), sdk_default(OtlpProtocol::HttpProtobuf));

@@ -1,14 +1,14 @@
 //! Records a short idempotency and webhook-delivery scenario, serves it on the
 //! Prometheus pull endpoint (default localhost:9464, or `OTEL_EXPORTER_PROMETHEUS_*`),
 //! pushes OTLP too when `OTEL_METRICS_EXPORTER` says so, prints its own scrape, and
-//! shuts down with a flush.
+//! shuts down with a flush: at the end, or early on Ctrl-C or SIGTERM.
 //!
 //! `cargo run -p outcometer-examples --bin quickstart [seconds]`
 
 use std::time::Duration;
 
 use outcometer::{DeliveryMetrics, DeliveryRecorder, ErrorKind, IdempotencyMetrics, IdempotencyRecorder};
-use outcometer_exporter::{ExporterKind, Telemetry};
+use outcometer_exporter::{ExporterKind, ShutdownSignal, Telemetry};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = match std::env::args().nth(1) {
@@ -17,16 +17,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .parse()
             .map_err(|_| format!("usage: quickstart [seconds]; got {arg:?}"))?,
     };
-    let mut exporters = vec![ExporterKind::Prometheus];
-    if std::env::var_os("OTEL_METRICS_EXPORTER").is_some()
-        || std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-    {
-        exporters.push(ExporterKind::Otlp);
-    }
+    // Listening first: from here SIGTERM (a container stopping) flushes like Ctrl-C.
+    let signal = ShutdownSignal::listen()?;
     let telemetry = Telemetry::builder()
         .service_name("outcometer-quickstart")
         .namespace("quickstart")
-        .exporters(exporters)
+        // Always serve Prometheus; push OTLP only if OTEL_METRICS_EXPORTER asks.
+        .add_exporter(ExporterKind::Prometheus)
+        .default_exporters([])
         .build()?;
     let addr = telemetry
         .prometheus_address()
@@ -56,7 +54,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             1 => delivery.record_delivery_error(hook, ErrorKind::Timeout, Duration::from_secs(5)),
             _ => delivery.record_delivery_success(hook, Duration::from_millis(20 + tick % 200)),
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if let Some(received) = signal.wait_timeout(Duration::from_millis(100)) {
+            println!("{received}: stopping early");
+            break;
+        }
     }
     let body = telemetry.metrics_service().render();
     for line in body
