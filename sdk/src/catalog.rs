@@ -10,7 +10,7 @@ use crate::backend::{Backend, Detached};
 use crate::error::ConfigError;
 use crate::instrument::{InstrumentDef, InstrumentKind};
 use crate::registry::{self, Family, Registry};
-use crate::{DeliveryRecorder, IdempotencyRecorder};
+use crate::{DeliveryRecorder, EventProcessingRecorder, IdempotencyRecorder};
 
 /// One instrument of the catalog.
 #[derive(Debug)]
@@ -33,6 +33,7 @@ fn register<F: Family>(backend: &(impl Backend + ?Sized)) -> Result<(), ConfigEr
 pub fn register_shipped_families(backend: &(impl Backend + ?Sized)) -> Result<(), ConfigError> {
     register::<IdempotencyRecorder>(backend)?;
     register::<DeliveryRecorder>(backend)?;
+    register::<EventProcessingRecorder>(backend)?;
     Ok(())
 }
 

@@ -58,12 +58,14 @@ pub mod catalog;
 pub(crate) mod cells;
 pub(crate) mod delivery;
 pub(crate) mod error;
+pub(crate) mod events;
 pub(crate) mod idempotency;
 pub(crate) mod instrument;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod port;
 pub(crate) mod registry;
+pub(crate) mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -78,6 +80,10 @@ pub use delivery::{
     EventMetrics, NoopDeliveryMetrics, NoopEventMetrics,
 };
 pub use error::ConfigError;
+pub use events::{
+    EventOutcome, EventProcessingConfig, EventProcessingMetrics, EventProcessingRecorder,
+    EventProcessingRecorderBuilder, NoopEventProcessingMetrics,
+};
 pub use idempotency::{
     IdempotencyConfig, IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder,
     IdempotencyRecorderBuilder, KeyReuse, NoopIdempotencyMetrics, StoreOperation,
@@ -85,7 +91,7 @@ pub use idempotency::{
 
 /// The ports, to `use outcometer::prelude::*` where recording happens.
 pub mod prelude {
-    pub use crate::{DeliveryMetrics, IdempotencyMetrics};
+    pub use crate::{DeliveryMetrics, EventProcessingMetrics, IdempotencyMetrics};
 }
 
 /// Building blocks for family authors: everything a new family file uses.
@@ -115,6 +121,7 @@ pub mod toolkit {
         Counter, FloatGauge, Gauge, Histogram, HistogramSink, InFlightGuard, UpDownCounter,
     };
     pub use crate::delivery::DURATION_BOUNDARIES_SECONDS as DELIVERY_DURATION_BOUNDARIES_SECONDS;
+    pub use crate::events::DURATION_BOUNDARIES_SECONDS as EVENTS_DURATION_BOUNDARIES_SECONDS;
     pub use crate::idempotency::REQUEST_DURATION_BOUNDARIES_SECONDS as IDEMPOTENCY_REQUEST_DURATION_BOUNDARIES_SECONDS;
     pub use crate::instrument::{
         Coordinate, Coords, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace, Series, Strides,
