@@ -10,7 +10,10 @@ use crate::backend::{Backend, Detached};
 use crate::error::ConfigError;
 use crate::instrument::{InstrumentDef, InstrumentKind};
 use crate::registry::{self, Family, Registry};
-use crate::{DeliveryRecorder, EventProcessingRecorder, IdempotencyRecorder};
+use crate::{
+    CacheRecorder, CheckpointRecorder, DedupRecorder, DeliveryRecorder, EventProcessingRecorder,
+    IdempotencyRecorder, QueueRecorder,
+};
 
 /// One instrument of the catalog.
 #[derive(Debug)]
@@ -34,6 +37,10 @@ pub fn register_shipped_families(backend: &(impl Backend + ?Sized)) -> Result<()
     register::<IdempotencyRecorder>(backend)?;
     register::<DeliveryRecorder>(backend)?;
     register::<EventProcessingRecorder>(backend)?;
+    register::<QueueRecorder>(backend)?;
+    register::<CacheRecorder>(backend)?;
+    register::<DedupRecorder>(backend)?;
+    register::<CheckpointRecorder>(backend)?;
     Ok(())
 }
 

@@ -289,7 +289,11 @@ mod tests {
             .histogram("observer.events.duration", &[("outcome", "failure")])
             .unwrap();
         assert_eq!((failures.count, failures.sum), (2, 22.0));
-        assert_eq!(failures.bucket_counts.last(), Some(&1), "20 s is past the last bucket");
+        assert_eq!(
+            failures.bucket_counts.last(),
+            Some(&1),
+            "20 s is past the last bucket"
+        );
         assert_eq!(backend.up_down_value("observer.events.in_flight", &[]), Some(1));
     }
 
@@ -330,7 +334,11 @@ mod tests {
             .build(&backend)
             .unwrap();
         clone.record_success(Duration::ZERO);
-        assert_eq!(events.processed(EventOutcome::Success), 2, "equal configs share cells");
+        assert_eq!(
+            events.processed(EventOutcome::Success),
+            2,
+            "equal configs share cells"
+        );
         let err = EventProcessingRecorder::builder()
             .duration_buckets([1.0, 0.5])
             .build(&InMemoryBackend::new())
@@ -347,6 +355,9 @@ mod tests {
         let port: Option<&EventProcessingRecorder> = Some(&events);
         port.increment_in_flight();
         port.record_event(EventOutcome::Success, Duration::ZERO);
-        assert_eq!((events.in_flight(), events.processed(EventOutcome::Success)), (1, 1));
+        assert_eq!(
+            (events.in_flight(), events.processed(EventOutcome::Success)),
+            (1, 1)
+        );
     }
 }

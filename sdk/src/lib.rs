@@ -54,8 +54,11 @@
 
 pub(crate) mod attr;
 pub(crate) mod backend;
+pub(crate) mod cache;
 pub mod catalog;
 pub(crate) mod cells;
+pub(crate) mod checkpoint;
+pub(crate) mod dedup;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod events;
@@ -64,6 +67,7 @@ pub(crate) mod instrument;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod port;
+pub(crate) mod queue;
 pub(crate) mod registry;
 pub(crate) mod settings;
 #[cfg(any(test, feature = "testing"))]
@@ -74,7 +78,18 @@ pub use attr::age::{key_age, AgeBucket, Clock, ManualClock, SystemClock};
 pub use attr::delivery_result::{DeliveryOutcome, DeliveryResult};
 pub use attr::error_kind::ErrorKind;
 pub use attr::user_scope::{ScopeHasher, ScopeHex, UserScope};
+pub use cache::{
+    Cache, CacheConfig, CacheMetrics, CacheRecorder, CacheRecorderBuilder, CacheResult, EvictionCause,
+    NoopCacheMetrics,
+};
 pub use cells::InFlightGuard;
+pub use checkpoint::{
+    CheckpointConfig, CheckpointMetrics, CheckpointOutcome, CheckpointRecorder, CheckpointRecorderBuilder,
+    NoopCheckpointMetrics, RecoveryResult,
+};
+pub use dedup::{
+    DedupConfig, DedupMetrics, DedupRecorder, DedupRecorderBuilder, DedupResult, NoopDedupMetrics,
+};
 pub use delivery::{
     ActiveTaskGuard, DeliveryConfig, DeliveryMetrics, DeliveryRecorder, DeliveryRecorderBuilder, Endpoint,
     EventMetrics, NoopDeliveryMetrics, NoopEventMetrics,
@@ -88,10 +103,16 @@ pub use idempotency::{
     IdempotencyConfig, IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder,
     IdempotencyRecorderBuilder, KeyReuse, NoopIdempotencyMetrics, StoreOperation,
 };
+pub use queue::{
+    NoopQueueMetrics, Queue, QueueConfig, QueueMetrics, QueueOutcome, QueueRecorder, QueueRecorderBuilder,
+};
 
 /// The ports, to `use outcometer::prelude::*` where recording happens.
 pub mod prelude {
-    pub use crate::{DeliveryMetrics, EventProcessingMetrics, IdempotencyMetrics};
+    pub use crate::{
+        CacheMetrics, CheckpointMetrics, DedupMetrics, DeliveryMetrics, EventProcessingMetrics,
+        IdempotencyMetrics, QueueMetrics,
+    };
 }
 
 /// Building blocks for family authors: everything a new family file uses.
@@ -117,15 +138,20 @@ pub mod toolkit {
         closed, AttrValue, Attribute, AttributeDoc, ClosedSet, Dimension, EnumDimension, OTHER,
     };
     pub use crate::backend::{Backend, Detached};
+    pub use crate::cache::DEFAULT_ADMITTED_CACHES;
     pub use crate::cells::{
         Counter, FloatGauge, Gauge, Histogram, HistogramSink, InFlightGuard, UpDownCounter,
     };
+    pub use crate::checkpoint::SAVE_DURATION_BOUNDARIES_SECONDS as CHECKPOINT_SAVE_DURATION_BOUNDARIES_SECONDS;
     pub use crate::delivery::DURATION_BOUNDARIES_SECONDS as DELIVERY_DURATION_BOUNDARIES_SECONDS;
     pub use crate::events::DURATION_BOUNDARIES_SECONDS as EVENTS_DURATION_BOUNDARIES_SECONDS;
     pub use crate::idempotency::REQUEST_DURATION_BOUNDARIES_SECONDS as IDEMPOTENCY_REQUEST_DURATION_BOUNDARIES_SECONDS;
     pub use crate::instrument::{
         Coordinate, Coords, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace, Series, Strides,
         MAX_DIMENSIONS, MAX_NAMESPACE_LEN, MAX_SERIES_PER_INSTRUMENT,
+    };
+    pub use crate::queue::{
+        DEFAULT_ADMITTED_QUEUES, WAIT_BOUNDARIES_SECONDS as QUEUE_WAIT_BOUNDARIES_SECONDS,
     };
     pub use crate::registry::{
         build, AnyInstrument, Family, FamilyBuilder, RegisteredFamily, Registry, ATTRIBUTE_OVERFLOW,
