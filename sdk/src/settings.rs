@@ -111,7 +111,10 @@ mod tests {
 
     #[test]
     fn own_buckets_keep_the_static_spec_and_others_are_interned() {
-        assert!(std::ptr::eq(histogram_spec("t", &SPEC, &[1.0, 2.0]).unwrap(), &SPEC));
+        assert!(std::ptr::eq(
+            histogram_spec("t", &SPEC, &[1.0, 2.0]).unwrap(),
+            &SPEC
+        ));
         let one = histogram_spec("t", &SPEC, &[0.5, 9.0]).unwrap();
         let again = histogram_spec("t", &SPEC, &[0.5, 9.0]).unwrap();
         assert!(std::ptr::eq(one, again));
@@ -121,9 +124,18 @@ mod tests {
 
     #[test]
     fn bad_buckets_say_what_is_wrong() {
-        for bad in [&[][..], &[1.0, 1.0], &[2.0, 1.0], &[f64::NAN], &[1.0, f64::INFINITY]] {
+        for bad in [
+            &[][..],
+            &[1.0, 1.0],
+            &[2.0, 1.0],
+            &[f64::NAN],
+            &[1.0, f64::INFINITY],
+        ] {
             let err = histogram_spec("t", &SPEC, bad).unwrap_err();
-            assert!(err.to_string().contains("finite and strictly increasing"), "{err}");
+            assert!(
+                err.to_string().contains("finite and strictly increasing"),
+                "{err}"
+            );
         }
         let many: Vec<f64> = (0..65).map(f64::from).collect();
         let err = histogram_spec("t", &SPEC, &many).unwrap_err();
