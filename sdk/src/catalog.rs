@@ -11,8 +11,8 @@ use crate::error::ConfigError;
 use crate::instrument::{InstrumentDef, InstrumentKind};
 use crate::registry::{self, Family, Registry};
 use crate::{
-    CacheRecorder, CheckpointRecorder, DedupRecorder, DeliveryRecorder, EventProcessingRecorder,
-    IdempotencyRecorder, QueueRecorder,
+    ActionRecorder, CacheRecorder, CheckpointRecorder, DedupRecorder, DeliveryRecorder,
+    EventProcessingRecorder, IdempotencyRecorder, QueueRecorder,
 };
 
 /// One instrument of the catalog.
@@ -37,6 +37,7 @@ pub fn register_shipped_families(backend: &(impl Backend + ?Sized)) -> Result<()
     register::<IdempotencyRecorder>(backend)?;
     register::<DeliveryRecorder>(backend)?;
     register::<EventProcessingRecorder>(backend)?;
+    register::<ActionRecorder>(backend)?;
     register::<QueueRecorder>(backend)?;
     register::<CacheRecorder>(backend)?;
     register::<DedupRecorder>(backend)?;

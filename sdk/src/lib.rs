@@ -52,6 +52,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub(crate) mod actions;
 pub(crate) mod attr;
 pub(crate) mod backend;
 pub(crate) mod cache;
@@ -73,6 +74,15 @@ pub(crate) mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+#[cfg(feature = "tower")]
+pub use actions::ActionService;
+#[cfg(feature = "tokio")]
+pub use actions::TokioDeadline;
+pub use actions::{
+    ActionConfig, ActionExecutor, ActionFuture, ActionMetrics, ActionName, ActionOutcome, ActionRecorder,
+    ActionRecorderBuilder, ClassifyOk, DeadlineExceeded, DeadlineTimer, NoDeadline, NoopActionMetrics,
+    OkIsSuccess, StartDeadline, Until,
+};
 pub use attr::admission::AdmissionPolicy;
 pub use attr::age::{key_age, AgeBucket, Clock, ManualClock, SystemClock};
 pub use attr::delivery_result::{DeliveryOutcome, DeliveryResult};
@@ -110,8 +120,8 @@ pub use queue::{
 /// The ports, to `use outcometer::prelude::*` where recording happens.
 pub mod prelude {
     pub use crate::{
-        CacheMetrics, CheckpointMetrics, DedupMetrics, DeliveryMetrics, EventProcessingMetrics,
-        IdempotencyMetrics, QueueMetrics,
+        ActionMetrics, CacheMetrics, CheckpointMetrics, DedupMetrics, DeliveryMetrics,
+        EventProcessingMetrics, IdempotencyMetrics, QueueMetrics,
     };
 }
 
@@ -123,6 +133,9 @@ pub mod prelude {
 /// implements [`Family`]; a port trait comes from [`port!`](crate::port). See
 /// `examples/src/bin/custom_family.rs` and "Adding a family" in `docs/architecture.md`.
 pub mod toolkit {
+    pub use crate::actions::{
+        DEFAULT_ADMITTED_ACTIONS, DURATION_BOUNDARIES_SECONDS as ACTIONS_DURATION_BOUNDARIES_SECONDS,
+    };
     pub use crate::attr::admission::{
         Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names, Normaliser, MAX_ADMITTED,
         MAX_VALUE_LEN,
