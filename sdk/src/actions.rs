@@ -7,51 +7,8 @@
 //! latency an operator must see. Action names pass an admission (the first 20
 //! seen by default, or an allow-list); the rest are `_OTHER`. There is no
 //! success-ratio gauge: the counter holds every part, and a ratio computed in the
-//! process could be neither summed across instances nor re-windowed.
-//!
-//! # The decorator
-//!
-//! [`ActionRecorder::executor`] gives an [`ActionExecutor`] for one action name;
-//! [`ActionExecutor::run`] wraps any future that returns a `Result` in an
-//! [`ActionFuture`], which times it from the call and records how it ended:
-//!
-//! | how it ended | `outcome` | what the caller gets |
-//! |---|---|---|
-//! | `Ok(v)` and the classifier accepts `v` | `success` | `Ok(v)` |
-//! | `Ok(v)` the classifier calls a failure, or `Err(e)` | `failure` | unchanged |
-//! | the deadline passed first | `timeout` | `Err(DeadlineExceeded.into())` |
-//! | dropped before it finished (`select!`, an aborted task) | `cancelled` | — |
-//! | the future (or the classifier) panicked | `panic` | the panic, resumed |
-//!
-//! It allocates nothing per call: the wrapper is a struct holding the future,
-//! pinned where the caller pins it, with one reference count on the recorder.
-//! Which `Ok`s are failures is up to a [`ClassifyOk`]: [`OkIsSuccess`] (the
-//! default) or any `Fn(&T) -> bool` closure. The deadline is a
-//! [`StartDeadline`]: none by default, a `Duration` with the `tokio` feature, or
-//! any closure that returns a timer future (`async-io`, `smol`, embassy…), so
-//! the decorator works with or without tokio. With the `tower` feature an
-//! executor is also a `tower::Layer`.
-//!
-//! ```
-//! use std::time::Duration;
-//! use outcometer::testing::InMemoryBackend;
-//! use outcometer::{ActionOutcome, ActionRecorder};
-//!
-//! let backend = InMemoryBackend::new();
-//! let actions = ActionRecorder::builder().build(&backend)?;
-//! // A 5xx answer is an `Ok` from the HTTP client, and a failure of the action.
-//! let send = actions.executor("send_webhook").classify(|status: &u16| *status >= 500);
-//!
-//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-//! let status = runtime.block_on(send.run(async { Ok::<u16, std::io::Error>(503) }))?;
-//! assert_eq!(status, 503); // handed back unchanged, and counted as a failure:
-//! assert_eq!(actions.executed(send.action(), ActionOutcome::Failure), 1);
-//! assert_eq!(
-//!     backend.counter_value("actions.executed", &[("action", "send_webhook"), ("outcome", "failure")]),
-//!     Some(1)
-//! );
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! process could be neither summed across instances nor re-windowed. The
+//! decorator is [`ActionExecutor`].
 
 use std::fmt;
 use std::future::Future;
@@ -237,6 +194,12 @@ impl ActionRecorderBuilder {
 
 /// The action recorder: pre-indexed instruments on any [`Backend`], or nothing at
 /// all when disabled.
+///
+/// There is no success-ratio gauge, on purpose: a ratio worked out in the process
+/// cannot be added up across instances (99 % on a busy replica and 50 % on an
+/// idle one are not 74.5 % overall) or looked at over another window. The counter holds every part,
+/// and PromQL divides rates for any set of instances and any window:
+/// `sum by (action) (rate(actions_executed_total{outcome="success"}[5m])) / sum by (action) (rate(actions_executed_total[5m]))`.
 ///
 /// Clones are cheap (one reference count) and share cells; so do recorders built
 /// twice on one backend.
@@ -516,8 +479,47 @@ impl<E: From<DeadlineExceeded>> DeadlineTimer<E> for TokioDeadline {
 }
 
 /// The action decorator: runs futures as one named action and records how each
-/// ended ([module docs](self)). Cheap to clone; with the `tower` feature it is
-/// also a `tower::Layer`.
+/// ended. Cheap to clone; with the `tower` feature it is also a `tower::Layer`.
+///
+/// [`ActionRecorder::executor`] gives one for an action name; [`run`](Self::run)
+/// wraps any future that returns a `Result` in an [`ActionFuture`], which times
+/// it from the call and records how it ended:
+///
+/// | how it ended | `outcome` | what the caller gets |
+/// |---|---|---|
+/// | `Ok(v)` and the classifier accepts `v` | `success` | `Ok(v)` |
+/// | `Ok(v)` the classifier calls a failure, or `Err(e)` | `failure` | unchanged |
+/// | the deadline passed first | `timeout` | `Err(DeadlineExceeded.into())` |
+/// | dropped before it finished (`select!`, an aborted task) | `cancelled` | — |
+/// | the future (or the classifier) panicked | `panic` | the panic, resumed |
+///
+/// It allocates nothing per call: the wrapper is a struct holding the future,
+/// pinned where the caller pins it, with one reference count on the recorder.
+/// Which `Ok`s are failures is up to a [`ClassifyOk`]: [`OkIsSuccess`] (the
+/// default) or any `Fn(&T) -> bool` closure. The deadline is a
+/// [`StartDeadline`]: none by default, a `Duration` with the `tokio` feature, or
+/// any closure that returns a timer future (`async-io`, `smol`, embassy…), so
+/// the decorator works with or without tokio.
+///
+/// ```
+/// use outcometer::testing::InMemoryBackend;
+/// use outcometer::{ActionOutcome, ActionRecorder};
+///
+/// let backend = InMemoryBackend::new();
+/// let actions = ActionRecorder::builder().build(&backend)?;
+/// // A 5xx answer is an `Ok` from the HTTP client, and a failure of the action.
+/// let send = actions.executor("send_webhook").classify(|status: &u16| *status >= 500);
+///
+/// let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+/// let status = runtime.block_on(send.run(async { Ok::<u16, std::io::Error>(503) }))?;
+/// assert_eq!(status, 503); // handed back unchanged, and counted as a failure:
+/// assert_eq!(actions.executed(send.action(), ActionOutcome::Failure), 1);
+/// assert_eq!(
+///     backend.counter_value("actions.executed", &[("action", "send_webhook"), ("outcome", "failure")]),
+///     Some(1)
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// `C` decides which `Ok`s are failures ([`ClassifyOk`]); `D` starts each run's
 /// deadline ([`StartDeadline`]).
@@ -557,7 +559,7 @@ impl<C, D> ActionExecutor<C, D> {
         self.action
     }
 
-    /// Wraps `future`, a run of this action starting now: see the [module docs](self).
+    /// Wraps `future`, a run of this action starting now: see [`ActionExecutor`].
     /// Polling it polls `future`; its output is `future`'s, or the deadline error.
     pub fn run<F, T, E>(&self, future: F) -> ActionFuture<F, C, D::Timer>
     where
@@ -609,7 +611,7 @@ impl Drop for Run {
 
 pin_project_lite::pin_project! {
     /// A run of an action: the wrapped future, its deadline and its record.
-    /// Made by [`ActionExecutor::run`]; see the [module docs](self).
+    /// Made by [`ActionExecutor::run`]; see [`ActionExecutor`].
     #[must_use = "futures do nothing unless polled; dropped unpolled, the run counts as cancelled"]
     pub struct ActionFuture<F, C = OkIsSuccess, D = NoDeadline> {
         #[pin]
@@ -830,13 +832,15 @@ mod tests {
     fn finishing_records_once_even_if_polled_again() {
         let (_, actions) = recorder();
         let run = actions.executor("once");
-        let mut ready = std::pin::pin!(run.run(std::future::ready(Ok::<(), ()>(()))));
-        assert_eq!(poll_once(ready.as_mut()), Poll::Ready(Ok(())));
-        // Polled after it finished, the future panics as it would unwrapped, and
-        // nothing more is recorded: not a panic, not a cancellation.
-        let again = std::panic::catch_unwind(AssertUnwindSafe(|| poll_once(ready.as_mut())));
-        assert!(again.is_err());
-        drop(ready);
+        {
+            let mut ready = std::pin::pin!(run.run(std::future::ready(Ok::<(), ()>(()))));
+            assert_eq!(poll_once(ready.as_mut()), Poll::Ready(Ok(())));
+            // Polled after it finished, the future panics as it would unwrapped, and
+            // nothing more is recorded: not a panic, and not a cancellation when
+            // it drops at the end of this block.
+            let again = std::panic::catch_unwind(AssertUnwindSafe(|| poll_once(ready.as_mut())));
+            assert!(again.is_err());
+        }
         assert_eq!(actions.executed_total(ActionOutcome::Success), 1);
         for outcome in [ActionOutcome::Panic, ActionOutcome::Cancelled] {
             assert_eq!(actions.executed_total(outcome), 0, "{outcome}");

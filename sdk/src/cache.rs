@@ -172,6 +172,12 @@ impl CacheConfig {
 /// The cache recorder: pre-indexed instruments on any [`Backend`], or nothing at
 /// all when disabled.
 ///
+/// There is no hit-ratio gauge, on purpose: a ratio worked out in the process
+/// cannot be added up across instances (90 % on a busy replica and 10 % on an
+/// idle one are not 50 % overall) or looked at over another window. The counter holds every part,
+/// and PromQL divides rates for any set of instances and any window:
+/// `sum by (cache) (rate(cache_gets_total{result="hit"}[5m])) / sum by (cache) (rate(cache_gets_total[5m]))`.
+///
 /// Clones are cheap (one reference count) and share cells; so do recorders built
 /// twice on one backend.
 #[derive(Clone, Debug)]

@@ -185,6 +185,13 @@ impl CheckpointRecorderBuilder {
 /// The checkpoint recorder: pre-indexed instruments on any [`Backend`], or
 /// nothing at all when disabled.
 ///
+/// A successful save sets `checkpoint.last_success.timestamp` to the Unix time
+/// it finished, so the time since the last checkpoint is
+/// `time() - checkpoint_last_success_timestamp_seconds` in PromQL: it keeps
+/// growing when the process stops saving, which an age gauge set by the process
+/// would not. There is no failure-ratio gauge (it could be neither summed across
+/// instances nor re-windowed): divide rates of `checkpoint.saves` instead.
+///
 /// Clones are cheap (one reference count) and share cells; so do recorders built
 /// twice on one backend.
 #[derive(Clone, Debug)]

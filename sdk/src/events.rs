@@ -165,6 +165,12 @@ impl EventProcessingRecorderBuilder {
 /// The event-processing recorder: pre-indexed instruments on any [`Backend`], or
 /// nothing at all when disabled.
 ///
+/// There is no failure-ratio gauge, on purpose: a ratio worked out in the process
+/// cannot be added up across instances (10 % on a busy replica and 50 % on an
+/// idle one are not 30 % overall) or looked at over another window. The counter holds every part,
+/// and PromQL divides rates for any set of instances and any window:
+/// `sum(rate(events_processed_total{outcome="failure"}[5m])) / sum(rate(events_processed_total[5m]))`.
+///
 /// Clones are cheap (one reference count) and share cells; so do recorders built
 /// twice on one backend.
 #[derive(Clone, Debug)]

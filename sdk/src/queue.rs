@@ -207,6 +207,16 @@ impl QueueRecorderBuilder {
 /// The queue recorder: pre-indexed instruments on any [`Backend`], or nothing at
 /// all when disabled.
 ///
+/// `queue.oldest.age` is kept as the instant the oldest waiting job was enqueued
+/// (from the age you record), and turned into an age each time it is collected:
+/// a stuck consumer, which records nothing, shows as an age that keeps growing.
+///
+/// There is no retry- or dead-letter-ratio gauge, on purpose: a ratio worked out in the process
+/// cannot be added up across instances (2 % on a busy replica and 20 % on an
+/// idle one are not 11 % overall) or looked at over another window. The counter holds every part,
+/// and PromQL divides rates for any set of instances and any window:
+/// `sum by (queue) (rate(queue_processed_total{outcome="dead_letter"}[5m])) / sum by (queue) (rate(queue_processed_total[5m]))`.
+///
 /// Clones are cheap (one reference count) and share cells; so do recorders built
 /// twice on one backend.
 #[derive(Clone, Debug)]
