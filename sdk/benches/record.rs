@@ -21,8 +21,9 @@ use outcometer::otel::OtelBackend;
 use outcometer::{
     ActionExecutor, ActionName, ActionOutcome, ActionRecorder, AgeBucket, Cache, CacheRecorder, CacheResult,
     CheckpointMetrics, CheckpointOutcome, CheckpointRecorder, DedupRecorder, DedupResult, DeliveryRecorder,
-    DeliveryResult, Endpoint, ErrorKind, EventOutcome, EventProcessingRecorder, IdempotencyMetrics,
-    IdempotencyOutcome, IdempotencyRecorder, Queue, QueueOutcome, QueueRecorder, ScopeHasher, UserScope,
+    DeliveryResult, Endpoint, ErrorKind, EventOutcome, EventProcessingMetrics, EventProcessingRecorder,
+    IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder, Queue, QueueOutcome, QueueRecorder,
+    ScopeHasher, UserScope,
 };
 
 const OUTCOMES: [IdempotencyOutcome; 3] = [
@@ -257,8 +258,14 @@ fn pipeline(group: &mut Group<'_>, provider: &SdkMeterProvider) {
     bench_calls(group, "outcometer_events", calls, |c| {
         p.events.record(pick(EventOutcome::ALL, c.outcome), c.duration)
     });
+    // The owned guard (it clones the counter handle, so it is `'static`), and the
+    // port's bare increment and decrement.
     bench_calls(group, "outcometer_events_in_flight", calls, |_| {
         drop(p.events.track_in_flight())
+    });
+    bench_calls(group, "outcometer_events_in_flight_port", calls, |_| {
+        p.events.increment_in_flight();
+        p.events.decrement_in_flight();
     });
     bench_calls(group, "outcometer_actions", calls, |c| {
         p.actions
@@ -288,8 +295,15 @@ fn pipeline(group: &mut Group<'_>, provider: &SdkMeterProvider) {
     bench_calls(group, "outcometer_queue_wait", calls, |c| {
         p.queues.record_wait_at(c.queue, c.duration)
     });
+    // From an age: reads the clock to turn it into an instant.
     bench_calls(group, "outcometer_queue_oldest_age", calls, |c| {
         p.queues.record_oldest_age_at(c.queue, Some(c.duration))
+    });
+    // From the oldest job's enqueue instant, which a queue keeps: no clock read.
+    let enqueued: Vec<Instant> = calls.iter().map(|c| Instant::now() - c.duration).collect();
+    bench_calls(group, "outcometer_queue_oldest_enqueued", calls, |c| {
+        p.queues
+            .record_oldest_enqueued_at(c.queue, Some(enqueued[c.outcome % enqueued.len()]))
     });
     bench_calls(group, "outcometer_cache_get", calls, |c| {
         p.caches.record_get_at(c.cache, pick(CacheResult::ALL, c.outcome))

@@ -253,11 +253,25 @@ impl OldestEnqueued {
         i64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(NOTHING_WAITS - 1)
     }
 
-    #[inline]
-    fn set(&self, queue: Admitted, age: Option<Duration>) {
-        let Some(cell) = self.at.get(queue.index()) else {
-            return;
+    /// `at` as signed nanoseconds since `base` (before it: negative), off the markers.
+    fn stamp(&self, at: Instant) -> i64 {
+        let nanos = match at.checked_duration_since(self.base) {
+            Some(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            None => i64::try_from(self.base.duration_since(at).as_nanos()).map_or(i64::MIN, |n| -n),
         };
+        nanos.clamp(NEVER + 1, NOTHING_WAITS - 1)
+    }
+
+    #[inline]
+    fn store(&self, queue: Admitted, at: i64) {
+        if let Some(cell) = self.at.get(queue.index()) {
+            cell.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// The oldest job was enqueued `age` ago (reads the clock).
+    #[inline]
+    fn set_age(&self, queue: Admitted, age: Option<Duration>) {
         let at = match age {
             None => NOTHING_WAITS,
             Some(age) => {
@@ -267,7 +281,13 @@ impl OldestEnqueued {
                     .clamp(NEVER + 1, NOTHING_WAITS - 1)
             }
         };
-        cell.store(at, Ordering::Relaxed);
+        self.store(queue, at);
+    }
+
+    /// The oldest job was enqueued at `at` (no clock read).
+    #[inline]
+    fn set_enqueued(&self, queue: Admitted, at: Option<Instant>) {
+        self.store(queue, at.map_or(NOTHING_WAITS, |at| self.stamp(at)));
     }
 
     /// The age at `now` of series `index`'s oldest job; `None` if never recorded.
@@ -408,7 +428,17 @@ impl QueueRecorder {
     #[inline]
     pub fn record_oldest_age_at(&self, queue: Queue, age: Option<Duration>) {
         if let Some((cells, at)) = self.at(queue) {
-            cells.oldest.set(at, age);
+            cells.oldest.set_age(at, age);
+        }
+    }
+
+    /// The oldest job waiting in a pre-resolved queue was enqueued at `enqueued`
+    /// (`None`: nothing waits): the fast path when the queue keeps enqueue
+    /// instants, as it reads no clock. The exported age grows from there.
+    #[inline]
+    pub fn record_oldest_enqueued_at(&self, queue: Queue, enqueued: Option<Instant>) {
+        if let Some((cells, at)) = self.at(queue) {
+            cells.oldest.set_enqueued(at, enqueued);
         }
     }
 
@@ -513,6 +543,22 @@ mod tests {
         queues.record_oldest_age("orders", None);
         assert_eq!(age(&backend), Some(0.0));
         assert_eq!(queues.oldest_age_of(orders), Some(Duration::ZERO));
+        // From an enqueue instant, before the recorder was built or after.
+        let enqueued = Instant::now() - Duration::from_secs(30);
+        queues.record_oldest_enqueued_at(orders, Some(enqueued));
+        let from_instant = queues.oldest_age_of(orders).unwrap();
+        assert!(
+            (30.0..31.0).contains(&from_instant.as_secs_f64()),
+            "{from_instant:?}"
+        );
+        queues.record_oldest_enqueued_at(orders, Some(Instant::now() + Duration::from_secs(5)));
+        assert_eq!(
+            queues.oldest_age_of(orders),
+            Some(Duration::ZERO),
+            "a future instant is age 0"
+        );
+        queues.record_oldest_enqueued_at(orders, None);
+        assert_eq!(age(&backend), Some(0.0));
         // Older than the recorder, or absurdly old: still an age, never a panic.
         queues.record_oldest_age_at(orders, Some(Duration::MAX));
         assert!(age(&backend).unwrap() > 1e9);

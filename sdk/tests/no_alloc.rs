@@ -318,6 +318,9 @@ fn every_pipeline_call(p: &PipelineRecorders, names: &[String], cx: &mut std::ta
         p.queues.record_depth_at(queue, 3);
         p.queues.record_depth(name, u64::MAX);
         p.queues.record_oldest_age(name, None);
+        p.queues
+            .record_oldest_enqueued_at(queue, Some(std::time::Instant::now()));
+        p.queues.record_oldest_enqueued_at(queue, None);
         for &result in CacheResult::ALL {
             p.caches.record_get_at(cache, result);
             p.caches.record_get(name, result);
