@@ -1,8 +1,9 @@
 //! # outcometer
 //!
 //! OpenTelemetry instruments for the reliability machinery of a service —
-//! idempotency keys, webhook and event delivery — whose attributes have a
-//! **bounded, documented, tested cardinality**.
+//! idempotency keys, webhook and event delivery, and event pipelines (event
+//! processing, actions, job queues, caches, deduplication, checkpoints) — whose
+//! attributes have a **bounded, documented, tested cardinality**.
 //!
 //! Every attribute value comes from a finite domain: outcomes and age buckets are
 //! closed sets, and open inputs (user ids, endpoint URLs, status codes) pass a
