@@ -6,9 +6,11 @@
 //! fastest idiomatic form: attributes and label values built before the loop.
 //! `contended2` splits the 384 series between two threads, 192 each, disjoint.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -17,8 +19,11 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 use outcometer::otel::OtelBackend;
 use outcometer::{
-    AgeBucket, DeliveryRecorder, DeliveryResult, Endpoint, ErrorKind, IdempotencyMetrics, IdempotencyOutcome,
-    IdempotencyRecorder, ScopeHasher, UserScope,
+    ActionExecutor, ActionName, ActionOutcome, ActionRecorder, AgeBucket, Cache, CacheRecorder, CacheResult,
+    CheckpointMetrics, CheckpointOutcome, CheckpointRecorder, DedupRecorder, DedupResult, DeliveryRecorder,
+    DeliveryResult, Endpoint, ErrorKind, EventOutcome, EventProcessingMetrics, EventProcessingRecorder,
+    IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder, Queue, QueueOutcome, QueueRecorder,
+    ScopeHasher, UserScope,
 };
 
 const OUTCOMES: [IdempotencyOutcome; 3] = [
@@ -161,6 +166,160 @@ impl DeliveryCase {
     }
 }
 
+/// The pipeline families, each recorded the way its hot path records: by
+/// pre-resolved name (16 queues, caches, actions), cycling outcomes and durations
+/// over the same 384 calls as everything else.
+struct PipelineCase {
+    events: EventProcessingRecorder,
+    actions: ActionRecorder,
+    queues: QueueRecorder,
+    caches: CacheRecorder,
+    dedup: DedupRecorder,
+    checkpoints: CheckpointRecorder,
+    executors: Vec<ActionExecutor>,
+    calls: Vec<PipelineCall>,
+}
+
+#[derive(Clone, Copy)]
+struct PipelineCall {
+    name: usize,
+    action: ActionName,
+    queue: Queue,
+    cache: Cache,
+    duration: Duration,
+    /// Picks the outcome of each family's closed set.
+    outcome: usize,
+}
+
+impl PipelineCase {
+    fn new(provider: &SdkMeterProvider) -> Self {
+        let backend = OtelBackend::from_provider(provider)
+            .namespace("observer")
+            .expect("namespace");
+        let actions = ActionRecorder::builder().build(&backend).expect("actions");
+        let queues = QueueRecorder::builder().build(&backend).expect("queues");
+        let caches = CacheRecorder::builder().build(&backend).expect("caches");
+        let names: Vec<String> = (0..SCOPES).map(|s| format!("name-{s}")).collect();
+        let executors = names.iter().map(|n| actions.executor(n)).collect();
+        let calls = (0..SERIES)
+            .map(|i| {
+                let (o, d, s) = coords(i);
+                PipelineCall {
+                    name: s,
+                    action: actions.action(&names[s]),
+                    queue: queues.queue(&names[s]),
+                    cache: caches.cache(&names[s]),
+                    duration: Duration::from_millis(3 << d),
+                    outcome: o * AGES.len() + d,
+                }
+            })
+            .collect();
+        PipelineCase {
+            events: EventProcessingRecorder::builder()
+                .build(&backend)
+                .expect("events"),
+            dedup: DedupRecorder::builder().build(&backend).expect("dedup"),
+            checkpoints: CheckpointRecorder::builder()
+                .build(&backend)
+                .expect("checkpoints"),
+            actions,
+            queues,
+            caches,
+            executors,
+            calls,
+        }
+    }
+}
+
+fn pick<T: Copy>(all: &[T], i: usize) -> T {
+    all[i % all.len()]
+}
+
+/// A waker that does nothing, for polling a future by hand (`Waker::noop` needs Rust 1.85).
+struct NoopWake;
+
+impl Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Times `op` over the pipeline calls; generic, so `op` is inlined into the loop
+/// like every other benchmark's.
+fn bench_calls(group: &mut Group<'_>, id: &str, calls: &[PipelineCall], op: impl Fn(PipelineCall)) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| one_thread(iters, |i| op(calls[black_box(i)])))
+    });
+}
+
+fn pipeline(group: &mut Group<'_>, provider: &SdkMeterProvider) {
+    let p = PipelineCase::new(provider);
+    let calls = &p.calls;
+    bench_calls(group, "outcometer_events", calls, |c| {
+        p.events.record(pick(EventOutcome::ALL, c.outcome), c.duration)
+    });
+    // The owned guard (it clones the counter handle, so it is `'static`), and the
+    // port's bare increment and decrement.
+    bench_calls(group, "outcometer_events_in_flight", calls, |_| {
+        drop(p.events.track_in_flight())
+    });
+    bench_calls(group, "outcometer_events_in_flight_port", calls, |_| {
+        p.events.increment_in_flight();
+        p.events.decrement_in_flight();
+    });
+    bench_calls(group, "outcometer_actions", calls, |c| {
+        p.actions
+            .record_at(c.action, pick(ActionOutcome::ALL, c.outcome), c.duration)
+    });
+    // The decorator around a future that is ready at once: what it adds to an
+    // action (two clock reads, a reference count, the record) over the bare poll.
+    let waker = Waker::from(Arc::new(NoopWake));
+    bench_calls(group, "outcometer_action_decorator", calls, |c| {
+        let run = std::pin::pin!(p.executors[c.name].run(std::future::ready(Ok::<usize, ()>(c.outcome))));
+        let _ = black_box(run.poll(&mut Context::from_waker(&waker)));
+    });
+    bench_calls(group, "future_bare", calls, |c| {
+        let run = std::pin::pin!(std::future::ready(Ok::<usize, ()>(c.outcome)));
+        let _ = black_box(run.poll(&mut Context::from_waker(&waker)));
+    });
+    bench_calls(group, "outcometer_queue_enqueued", calls, |c| {
+        p.queues.record_enqueued_at(c.queue)
+    });
+    bench_calls(group, "outcometer_queue_processed", calls, |c| {
+        p.queues
+            .record_processed_at(c.queue, pick(QueueOutcome::ALL, c.outcome))
+    });
+    bench_calls(group, "outcometer_queue_depth", calls, |c| {
+        p.queues.record_depth_at(c.queue, c.outcome as u64)
+    });
+    bench_calls(group, "outcometer_queue_wait", calls, |c| {
+        p.queues.record_wait_at(c.queue, c.duration)
+    });
+    // From an age: reads the clock to turn it into an instant.
+    bench_calls(group, "outcometer_queue_oldest_age", calls, |c| {
+        p.queues.record_oldest_age_at(c.queue, Some(c.duration))
+    });
+    // From the oldest job's enqueue instant, which a queue keeps: no clock read.
+    let enqueued: Vec<Instant> = calls.iter().map(|c| Instant::now() - c.duration).collect();
+    bench_calls(group, "outcometer_queue_oldest_enqueued", calls, |c| {
+        p.queues
+            .record_oldest_enqueued_at(c.queue, Some(enqueued[c.outcome % enqueued.len()]))
+    });
+    bench_calls(group, "outcometer_cache_get", calls, |c| {
+        p.caches.record_get_at(c.cache, pick(CacheResult::ALL, c.outcome))
+    });
+    bench_calls(group, "outcometer_cache_size", calls, |c| {
+        p.caches.record_size_at(c.cache, c.outcome as u64)
+    });
+    bench_calls(group, "outcometer_dedup_check", calls, |c| {
+        p.dedup.record(pick(DedupResult::ALL, c.outcome))
+    });
+    bench_calls(group, "outcometer_checkpoint_save", calls, |c| {
+        p.checkpoints
+            .record_save(pick(CheckpointOutcome::ALL, c.outcome), c.duration)
+    });
+}
+
 fn metrics_recorder() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
         std::sync::OnceLock::new();
@@ -201,6 +360,8 @@ fn record(c: &mut Criterion) {
             })
         })
     });
+
+    pipeline(&mut group, &provider);
 
     let hasher = ScopeHasher::sha256();
     let user_ids: Vec<String> = (0..SERIES).map(|i| format!("user-{i:06}")).collect();

@@ -10,7 +10,10 @@ use crate::backend::{Backend, Detached};
 use crate::error::ConfigError;
 use crate::instrument::{InstrumentDef, InstrumentKind};
 use crate::registry::{self, Family, Registry};
-use crate::{DeliveryRecorder, IdempotencyRecorder};
+use crate::{
+    ActionRecorder, CacheRecorder, CheckpointRecorder, DedupRecorder, DeliveryRecorder,
+    EventProcessingRecorder, IdempotencyRecorder, QueueRecorder,
+};
 
 /// One instrument of the catalog.
 #[derive(Debug)]
@@ -33,6 +36,12 @@ fn register<F: Family>(backend: &(impl Backend + ?Sized)) -> Result<(), ConfigEr
 pub fn register_shipped_families(backend: &(impl Backend + ?Sized)) -> Result<(), ConfigError> {
     register::<IdempotencyRecorder>(backend)?;
     register::<DeliveryRecorder>(backend)?;
+    register::<EventProcessingRecorder>(backend)?;
+    register::<ActionRecorder>(backend)?;
+    register::<QueueRecorder>(backend)?;
+    register::<CacheRecorder>(backend)?;
+    register::<DedupRecorder>(backend)?;
+    register::<CheckpointRecorder>(backend)?;
     Ok(())
 }
 

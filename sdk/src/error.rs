@@ -148,4 +148,17 @@ pub enum ConfigError {
         /// The rejected boundaries.
         boundaries: Vec<f64>,
     },
+    /// A family setting with a value the family does not accept (e.g. a
+    /// `sample_rate` other than 1.0).
+    #[error("setting `{setting}` of family `{family}` cannot be {value}: {fix}")]
+    InvalidSetting {
+        /// The family.
+        family: &'static str,
+        /// The setting's name, as in the family's config.
+        setting: &'static str,
+        /// The rejected value.
+        value: String,
+        /// Why, and what to set instead.
+        fix: &'static str,
+    },
 }

@@ -1,8 +1,9 @@
 //! # outcometer
 //!
 //! OpenTelemetry instruments for the reliability machinery of a service —
-//! idempotency keys, webhook and event delivery — whose attributes have a
-//! **bounded, documented, tested cardinality**.
+//! idempotency keys, webhook and event delivery, and event pipelines (event
+//! processing, actions, job queues, caches, deduplication, checkpoints) — whose
+//! attributes have a **bounded, documented, tested cardinality**.
 //!
 //! Every attribute value comes from a finite domain: outcomes and age buckets are
 //! closed sets, and open inputs (user ids, endpoint URLs, status codes) pass a
@@ -52,40 +53,77 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub(crate) mod actions;
 pub(crate) mod attr;
 pub(crate) mod backend;
+pub(crate) mod cache;
 pub mod catalog;
 pub(crate) mod cells;
+pub(crate) mod checkpoint;
+pub(crate) mod dedup;
 pub(crate) mod delivery;
 pub(crate) mod error;
+pub(crate) mod events;
 pub(crate) mod idempotency;
 pub(crate) mod instrument;
 #[cfg(feature = "otel")]
 pub mod otel;
 pub mod port;
+pub(crate) mod queue;
 pub(crate) mod registry;
+pub(crate) mod settings;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+#[cfg(feature = "tower")]
+pub use actions::ActionService;
+#[cfg(feature = "tokio")]
+pub use actions::TokioDeadline;
+pub use actions::{
+    ActionConfig, ActionExecutor, ActionFuture, ActionMetrics, ActionName, ActionOutcome, ActionRecorder,
+    ActionRecorderBuilder, ClassifyOk, DeadlineExceeded, DeadlineTimer, NoDeadline, NoopActionMetrics,
+    OkIsSuccess, StartDeadline, Until,
+};
 pub use attr::admission::AdmissionPolicy;
 pub use attr::age::{key_age, AgeBucket, Clock, ManualClock, SystemClock};
 pub use attr::delivery_result::{DeliveryOutcome, DeliveryResult};
 pub use attr::error_kind::ErrorKind;
 pub use attr::user_scope::{ScopeHasher, ScopeHex, UserScope};
+pub use cache::{
+    Cache, CacheConfig, CacheMetrics, CacheRecorder, CacheRecorderBuilder, CacheResult, EvictionCause,
+    NoopCacheMetrics,
+};
 pub use cells::InFlightGuard;
+pub use checkpoint::{
+    CheckpointConfig, CheckpointMetrics, CheckpointOutcome, CheckpointRecorder, CheckpointRecorderBuilder,
+    NoopCheckpointMetrics, RecoveryResult,
+};
+pub use dedup::{
+    DedupConfig, DedupMetrics, DedupRecorder, DedupRecorderBuilder, DedupResult, NoopDedupMetrics,
+};
 pub use delivery::{
     ActiveTaskGuard, DeliveryConfig, DeliveryMetrics, DeliveryRecorder, DeliveryRecorderBuilder, Endpoint,
     EventMetrics, NoopDeliveryMetrics, NoopEventMetrics,
 };
 pub use error::ConfigError;
+pub use events::{
+    EventOutcome, EventProcessingConfig, EventProcessingMetrics, EventProcessingRecorder,
+    EventProcessingRecorderBuilder, NoopEventProcessingMetrics,
+};
 pub use idempotency::{
     IdempotencyConfig, IdempotencyMetrics, IdempotencyOutcome, IdempotencyRecorder,
     IdempotencyRecorderBuilder, KeyReuse, NoopIdempotencyMetrics, StoreOperation,
 };
+pub use queue::{
+    NoopQueueMetrics, Queue, QueueConfig, QueueMetrics, QueueOutcome, QueueRecorder, QueueRecorderBuilder,
+};
 
 /// The ports, to `use outcometer::prelude::*` where recording happens.
 pub mod prelude {
-    pub use crate::{DeliveryMetrics, IdempotencyMetrics};
+    pub use crate::{
+        ActionMetrics, CacheMetrics, CheckpointMetrics, DedupMetrics, DeliveryMetrics,
+        EventProcessingMetrics, IdempotencyMetrics, QueueMetrics,
+    };
 }
 
 /// Building blocks for family authors: everything a new family file uses.
@@ -96,6 +134,9 @@ pub mod prelude {
 /// implements [`Family`]; a port trait comes from [`port!`](crate::port). See
 /// `examples/src/bin/custom_family.rs` and "Adding a family" in `docs/architecture.md`.
 pub mod toolkit {
+    pub use crate::actions::{
+        DEFAULT_ADMITTED_ACTIONS, DURATION_BOUNDARIES_SECONDS as ACTIONS_DURATION_BOUNDARIES_SECONDS,
+    };
     pub use crate::attr::admission::{
         Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names, Normaliser, MAX_ADMITTED,
         MAX_VALUE_LEN,
@@ -111,14 +152,20 @@ pub mod toolkit {
         closed, AttrValue, Attribute, AttributeDoc, ClosedSet, Dimension, EnumDimension, OTHER,
     };
     pub use crate::backend::{Backend, Detached};
+    pub use crate::cache::DEFAULT_ADMITTED_CACHES;
     pub use crate::cells::{
         Counter, FloatGauge, Gauge, Histogram, HistogramSink, InFlightGuard, UpDownCounter,
     };
+    pub use crate::checkpoint::SAVE_DURATION_BOUNDARIES_SECONDS as CHECKPOINT_SAVE_DURATION_BOUNDARIES_SECONDS;
     pub use crate::delivery::DURATION_BOUNDARIES_SECONDS as DELIVERY_DURATION_BOUNDARIES_SECONDS;
+    pub use crate::events::DURATION_BOUNDARIES_SECONDS as EVENTS_DURATION_BOUNDARIES_SECONDS;
     pub use crate::idempotency::REQUEST_DURATION_BOUNDARIES_SECONDS as IDEMPOTENCY_REQUEST_DURATION_BOUNDARIES_SECONDS;
     pub use crate::instrument::{
         Coordinate, Coords, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace, Series, Strides,
         MAX_DIMENSIONS, MAX_NAMESPACE_LEN, MAX_SERIES_PER_INSTRUMENT,
+    };
+    pub use crate::queue::{
+        DEFAULT_ADMITTED_QUEUES, WAIT_BOUNDARIES_SECONDS as QUEUE_WAIT_BOUNDARIES_SECONDS,
     };
     pub use crate::registry::{
         build, AnyInstrument, Family, FamilyBuilder, RegisteredFamily, Registry, ATTRIBUTE_OVERFLOW,

@@ -17,8 +17,12 @@ use common::user_provider;
 use outcometer::otel::OtelBackend;
 use outcometer::toolkit::Backend;
 use outcometer::{
-    AdmissionPolicy, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind, IdempotencyMetrics,
-    IdempotencyOutcome, IdempotencyRecorder, ScopeHasher, StoreOperation, UserScope,
+    ActionMetrics, ActionOutcome, ActionRecorder, AdmissionPolicy, CacheMetrics, CacheRecorder, CacheResult,
+    CheckpointMetrics, CheckpointOutcome, CheckpointRecorder, DeadlineExceeded, DedupMetrics, DedupRecorder,
+    DedupResult, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind, EventOutcome,
+    EventProcessingMetrics, EventProcessingRecorder, EvictionCause, IdempotencyMetrics, IdempotencyOutcome,
+    IdempotencyRecorder, QueueMetrics, QueueOutcome, QueueRecorder, RecoveryResult, ScopeHasher,
+    StoreOperation, UserScope,
 };
 
 const AGES: [Duration; 8] = [
@@ -233,5 +237,201 @@ fn every_registered_instrument_records_without_allocating() {
     };
     run();
     let counted = measure(run);
+    assert_eq!(counted.count_total, 0, "{counted:?}");
+}
+
+// ---- the pipeline families ----
+
+struct NoopWake;
+impl std::task::Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// A deadline that passes on its second poll.
+struct SecondPoll(bool);
+impl std::future::Future for SecondPoll {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+const DURATIONS: [Duration; 5] = [
+    Duration::ZERO,
+    Duration::from_micros(700),
+    Duration::from_millis(40),
+    Duration::from_secs(90),
+    Duration::MAX,
+];
+
+fn every_pipeline_call(p: &PipelineRecorders, names: &[String], cx: &mut std::task::Context<'_>) {
+    use std::future::Future;
+    for &outcome in EventOutcome::ALL {
+        for d in DURATIONS {
+            p.events.record(outcome, d);
+            p.events.record_event(outcome, d);
+        }
+    }
+    p.events.increment_in_flight();
+    p.events.decrement_in_flight();
+    drop(p.events.track_in_flight());
+    for &result in DedupResult::ALL {
+        p.dedup.record(result);
+        p.dedup.record_check(result);
+    }
+    for d in DURATIONS {
+        for &outcome in CheckpointOutcome::ALL {
+            p.checkpoints.record_save(outcome, d);
+            p.checkpoints.record_save_at(
+                outcome,
+                d,
+                std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            );
+        }
+    }
+    for &result in RecoveryResult::ALL {
+        p.checkpoints.record_recovery(result);
+    }
+    for name in names {
+        let queue = p.queues.queue(name);
+        let cache = p.caches.cache(name);
+        let action = p.actions.action(name);
+        for d in DURATIONS {
+            for &outcome in ActionOutcome::ALL {
+                p.actions.record_at(action, outcome, d);
+                p.actions.record_action(name, outcome, d);
+            }
+            p.queues.record_wait_at(queue, d);
+            p.queues.record_wait(name, d);
+            p.queues.record_oldest_age_at(queue, Some(d));
+        }
+        p.queues.record_enqueued_at(queue);
+        p.queues.record_enqueued(name);
+        for &outcome in QueueOutcome::ALL {
+            p.queues.record_processed_at(queue, outcome);
+            p.queues.record_processed(name, outcome);
+        }
+        p.queues.record_depth_at(queue, 3);
+        p.queues.record_depth(name, u64::MAX);
+        p.queues.record_oldest_age(name, None);
+        p.queues
+            .record_oldest_enqueued_at(queue, Some(std::time::Instant::now()));
+        p.queues.record_oldest_enqueued_at(queue, None);
+        for &result in CacheResult::ALL {
+            p.caches.record_get_at(cache, result);
+            p.caches.record_get(name, result);
+        }
+        for &cause in EvictionCause::ALL {
+            p.caches.record_eviction_at(cache, cause);
+            p.caches.record_eviction(name, cause);
+        }
+        p.caches.record_size_at(cache, 1 << 20);
+        p.caches.record_size(name, 0);
+        // The decorator: success, classified failure, error, cancellation, timeout.
+        let executor = p.actions.executor(name).classify(|v: &u16| *v >= 500);
+        for result in [Ok(200), Ok(503), Err(())] {
+            let run = std::pin::pin!(executor.run(std::future::ready(result)));
+            assert!(run.poll(cx).is_ready());
+        }
+        drop(executor.run(std::future::pending::<Result<u16, ()>>()));
+        let timed = executor.clone().deadline(|| SecondPoll(false));
+        let mut run = std::pin::pin!(timed.run(std::future::pending::<Result<u16, DeadlineExceeded>>()));
+        assert!(run.as_mut().poll(cx).is_pending());
+        assert_eq!(
+            run.as_mut().poll(cx),
+            std::task::Poll::Ready(Err(DeadlineExceeded::default()))
+        );
+    }
+}
+
+struct PipelineRecorders {
+    events: EventProcessingRecorder,
+    actions: ActionRecorder,
+    queues: QueueRecorder,
+    caches: CacheRecorder,
+    dedup: DedupRecorder,
+    checkpoints: CheckpointRecorder,
+}
+
+#[test]
+fn pipeline_recording_allocates_nothing_and_new_names_add_no_memory() {
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider)
+        .namespace("observer")
+        .unwrap();
+    let p = PipelineRecorders {
+        events: EventProcessingRecorder::builder().build(&backend).unwrap(),
+        actions: ActionRecorder::builder().build(&backend).unwrap(),
+        queues: QueueRecorder::builder().build(&backend).unwrap(),
+        caches: CacheRecorder::builder().build(&backend).unwrap(),
+        dedup: DedupRecorder::builder().build(&backend).unwrap(),
+        checkpoints: CheckpointRecorder::builder().build(&backend).unwrap(),
+    };
+    let waker = std::task::Waker::from(Arc::new(NoopWake));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let names = |prefix: &str| -> Vec<String> {
+        (0..40)
+            .map(|i| format!("{prefix}-{i}"))
+            .chain([String::new(), "x".repeat(300), "bad\nname".to_owned()])
+            .collect()
+    };
+    let first = names("first");
+    every_pipeline_call(&p, &first, &mut cx);
+    let again = measure(|| every_pipeline_call(&p, &first, &mut cx));
+    assert_eq!(again.count_total, 0, "{again:?}");
+    // Forty names never seen: all fold into `_OTHER`, whose series already exist.
+    let fresh = names("fresh");
+    let new_names = measure(|| every_pipeline_call(&p, &fresh, &mut cx));
+    assert_eq!(new_names.count_total, 0, "{new_names:?}");
+    // Disabled recorders cost nothing either.
+    let off = PipelineRecorders {
+        events: EventProcessingRecorder::disabled(),
+        actions: ActionRecorder::disabled(),
+        queues: QueueRecorder::disabled(),
+        caches: CacheRecorder::disabled(),
+        dedup: DedupRecorder::disabled(),
+        checkpoints: CheckpointRecorder::disabled(),
+    };
+    let disabled = measure(|| every_pipeline_call(&off, &fresh, &mut cx));
+    assert_eq!(disabled.count_total, 0, "{disabled:?}");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_tokio_deadline_allocates_nothing_per_run() {
+    let (provider, _exporter) = user_provider();
+    let actions = ActionRecorder::builder()
+        .build(&OtelBackend::from_provider(&provider))
+        .unwrap();
+    let call = actions.executor("call").deadline(Duration::from_millis(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let runs = || {
+        runtime.block_on(async {
+            for _ in 0..20 {
+                // Pending once (the timer starts), then done; then one that times out.
+                let mut yielded = false;
+                let ok = std::future::poll_fn(|cx| {
+                    if std::mem::replace(&mut yielded, true) {
+                        std::task::Poll::Ready(Ok::<(), DeadlineExceeded>(()))
+                    } else {
+                        cx.waker().wake_by_ref();
+                        std::task::Poll::Pending
+                    }
+                });
+                assert!(call.run(ok).await.is_ok());
+            }
+            let slow = call.run(std::future::pending::<Result<(), DeadlineExceeded>>());
+            assert!(slow.await.is_err());
+        })
+    };
+    runs();
+    let counted = measure(runs);
     assert_eq!(counted.count_total, 0, "{counted:?}");
 }

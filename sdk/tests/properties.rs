@@ -314,11 +314,17 @@ fn distinct_series_have_distinct_attribute_sets() {
     // Every registered family, every series: adding a family adds it here.
     let backend = InMemoryBackend::new();
     outcometer::catalog::register_shipped_families(&backend).unwrap();
-    let delivery = DeliveryRecorder::builder().build(&backend).unwrap();
-    for host in (0..30).map(|i| format!("h{i}.example")) {
-        delivery.endpoint(&host);
-    }
     let instruments = backend.registry().unwrap().instruments();
+    // Fill every admission (hosts, queue, cache and action names…), so every slot
+    // has its value; a valid host name is a valid name too.
+    for admission in instruments
+        .iter()
+        .flat_map(|i| i.def().dimensions().iter().filter_map(|d| d.admission().cloned()))
+    {
+        for value in (0..admission.capacity() + 10).map(|i| format!("h{i}.example")) {
+            admission.resolve(&value);
+        }
+    }
     assert!(instruments.len() >= 10);
     for def in instruments.iter().map(|i| i.def()) {
         let mut seen = HashSet::new();
