@@ -87,8 +87,8 @@ fn runs_for_its_duration_then_summarises_and_flushes() {
     }
 }
 
-#[test]
-fn ctrl_c_stops_early_with_a_flush() {
+/// Sends `signal` to a running demo and returns what it printed after it.
+fn stop_with(signal: &str) -> String {
     let mut child = demo()
         .args(["--duration", "600", "--rate", "50"])
         .stdout(Stdio::piped())
@@ -100,17 +100,32 @@ fn ctrl_c_stops_early_with_a_flush() {
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
     let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(sent.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("demo exits");
-    assert!(status.success(), "{status:?}: {rest:?}");
+    assert!(status.success(), "{signal}: {status:?}: {rest:?}");
     assert!(started.elapsed() < Duration::from_secs(30), "drain is bounded");
-    let rest = rest.join("\n");
+    rest.join("\n")
+}
+
+#[test]
+fn ctrl_c_stops_early_with_a_flush() {
+    let rest = stop_with("-INT");
     assert!(
         rest.contains("Ctrl-C") && rest.contains("flushed and shut down"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn sigterm_stops_early_with_a_flush_too() {
+    // Containers stop a program with SIGTERM: it must flush like Ctrl-C, exit 0.
+    let rest = stop_with("-TERM");
+    assert!(
+        rest.contains("SIGTERM") && rest.contains("flushed and shut down"),
         "{rest}"
     );
 }

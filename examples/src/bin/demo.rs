@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             format!("http://{a}/metrics")
         });
     println!(
-        "outcometer demo: API http://{}/orders · metrics {metrics} · {} req/s for {:.0?} across {} users and {} webhook hosts (seed {}) · Ctrl-C stops",
+        "outcometer demo: API http://{}/orders · metrics {metrics} · {} req/s for {:.0?} across {} users and {} webhook hosts (seed {}) · Ctrl-C or SIGTERM stops",
         demo.api_address(),
         args.rate,
         args.duration,
@@ -39,14 +39,14 @@ fn main() -> ExitCode {
         args.endpoints,
         args.seed
     );
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            println!("Ctrl-C: stopping the load, draining deliveries, flushing");
-        } else {
-            std::future::pending::<()>().await
+    // Ctrl-C and SIGTERM (how containers stop a program) both stop the load and flush.
+    let stop = async {
+        match outcometer_exporter::shutdown_signal().await {
+            Ok(signal) => println!("{signal}: stopping the load, draining deliveries, flushing"),
+            Err(_) => std::future::pending::<()>().await,
         }
     };
-    let last = demo.run(ctrl_c, |snapshot| println!("{}", snapshot.line()));
+    let last = demo.run(stop, |snapshot| println!("{}", snapshot.line()));
     println!("\n{last}");
     println!("series exported (bound):");
     for count in demo.series_counts() {

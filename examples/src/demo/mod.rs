@@ -91,15 +91,21 @@ impl std::fmt::Debug for Demo {
 
 /// The exporters the demo runs: Prometheus always, plus what `OTEL_METRICS_EXPORTER`
 /// lists, plus OTLP when an OTLP endpoint variable is set.
-fn exporters(env: &impl Fn(&str) -> Option<String>) -> Result<Vec<ExporterKind>, SetupError> {
-    let mut kinds = vec![ExporterKind::Prometheus];
-    if env("OTEL_METRICS_EXPORTER").is_some() {
-        kinds.extend(Telemetry::builder().resolve_with(env)?.exporters);
+/// What an unset `OTEL_METRICS_EXPORTER` means for the demo: push OTLP when an
+/// endpoint variable names a collector, otherwise nothing (Prometheus is always
+/// added). `OTEL_METRICS_EXPORTER=none` still means no push.
+fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
+    let endpoint = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()));
+    if endpoint {
+        vec![ExporterKind::Otlp]
+    } else {
+        Vec::new()
     }
-    if env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some() {
-        kinds.push(ExporterKind::Otlp);
-    }
-    Ok(kinds)
 }
 
 impl Demo {
@@ -110,7 +116,8 @@ impl Demo {
         outcometer::toolkit::Namespace::new(&args.namespace)?;
         let mut builder = Telemetry::builder()
             .namespace(&args.namespace)
-            .exporters(exporters(&env)?);
+            .add_exporter(ExporterKind::Prometheus)
+            .default_exporters(default_push(&env));
         if env("OTEL_SERVICE_NAME").is_none() {
             builder = builder.service_name("outcometer-demo");
         }
