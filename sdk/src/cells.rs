@@ -200,20 +200,21 @@ impl<C: Coords> UpDownCounter<C> {
     /// it moves into a spawned task.
     pub fn track(&self, at: C) -> InFlightGuard {
         let series = self.def.series(at);
-        let raw = self.raw();
-        raw.add(Series(series), 1);
-        InFlightGuard {
-            counter: Some(raw),
-            series,
-        }
+        let cells = self.cells.get(series).map(|cell| {
+            cell.fetch_add(1, Ordering::Relaxed);
+            self.cells.clone()
+        });
+        InFlightGuard { cells, series }
     }
 }
 
 /// Decrements an up-down counter series when dropped, including during unwinding.
+/// It holds only the cells (one reference count), so taking and dropping one is
+/// two atomic adds and a reference count.
 #[must_use = "the work counts as in flight only while the guard is alive"]
 #[derive(Debug)]
 pub struct InFlightGuard {
-    counter: Option<UpDownCounter<Series>>,
+    cells: Option<Arc<[Padded<AtomicI64>]>>,
     series: usize,
 }
 
@@ -221,7 +222,7 @@ impl InFlightGuard {
     /// A guard that counts nothing (what no-op recorders hand out).
     pub const fn noop() -> Self {
         InFlightGuard {
-            counter: None,
+            cells: None,
             series: 0,
         }
     }
@@ -229,8 +230,8 @@ impl InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if let Some(counter) = &self.counter {
-            counter.add(Series(self.series), -1);
+        if let Some(cell) = self.cells.as_ref().and_then(|cells| cells.get(self.series)) {
+            cell.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
