@@ -171,3 +171,11 @@ pub mod toolkit {
         build, AnyInstrument, Family, FamilyBuilder, RegisteredFamily, Registry, ATTRIBUTE_OVERFLOW,
     };
 }
+
+pub(crate) mod gateway;
+pub use attr::status::{HttpStatus, StatusTextDimension};
+pub use gateway::{
+    Backend, BackendSummary, Fleet, FleetReport, GatewayConfig, GatewayError, GatewayMetrics,
+    GatewayRecorder, GatewayRecorderBuilder, GatewaySummary, Model, ModelSummary, NoopGatewayMetrics,
+    TokenType, Usage,
+};
