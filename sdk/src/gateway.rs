@@ -735,8 +735,10 @@ impl GatewayRecorder {
     /// `/v1/stats`'s `healthy`) are read from. It runs each time metrics are
     /// collected, once per gauge, never on a record path; it should read the
     /// application's own fleet state (a registry, a health-check table) and
-    /// report each backend once. Replaces any earlier callback; one that panics
-    /// reports nothing for that collection.
+    /// report each backend once. Backend names are admitted like any other, so
+    /// list the configured backends in [`GatewayRecorderBuilder::backends`]: a name
+    /// past the bound is `_OTHER` and counts as a fold at every collection. Replaces
+    /// any earlier callback; one that panics reports nothing for that collection.
     ///
     /// ```
     /// # use outcometer::testing::InMemoryBackend;
