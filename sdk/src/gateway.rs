@@ -30,7 +30,7 @@
 //!   application sets ([`GatewayRecorder::set_fleet_callback`]), run when metrics
 //!   are collected, never on a record path.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
@@ -41,6 +41,7 @@ use crate::cells::{Counter, Histogram, InFlightGuard, UpDownCounter};
 use crate::error::ConfigError;
 use crate::instrument::{Coordinate, InstrumentSpec, Series};
 use crate::registry::{self, Family, FamilyBuilder};
+use crate::settings::histogram_spec;
 
 crate::closed_set! {
     /// Why a gateway request failed (`error_type`).
@@ -278,12 +279,13 @@ pub struct GatewayConfig {
     pub models: AdmissionPolicy,
     /// Which backend names become `backend` values.
     pub backends: AdmissionPolicy,
-    /// Bucket boundaries of `request.duration`, in seconds.
-    pub request_duration_buckets: &'static [f64],
+    /// Bucket boundaries of `request.duration`, in seconds: finite, strictly
+    /// increasing, not empty.
+    pub request_duration_buckets: Vec<f64>,
     /// Bucket boundaries of `time_to_first_token`, in seconds.
-    pub time_to_first_token_buckets: &'static [f64],
+    pub time_to_first_token_buckets: Vec<f64>,
     /// Bucket boundaries of `backend.latency`, in seconds.
-    pub backend_latency_buckets: &'static [f64],
+    pub backend_latency_buckets: Vec<f64>,
 }
 
 impl GatewayConfig {
@@ -314,9 +316,9 @@ impl Default for GatewayConfig {
         GatewayConfig {
             models: AdmissionPolicy::first_k(Self::DEFAULT_ADMITTED_MODELS),
             backends: AdmissionPolicy::first_k(Self::DEFAULT_ADMITTED_BACKENDS),
-            request_duration_buckets: &Self::DEFAULT_REQUEST_DURATION_BUCKETS,
-            time_to_first_token_buckets: &Self::DEFAULT_TIME_TO_FIRST_TOKEN_BUCKETS,
-            backend_latency_buckets: &Self::DEFAULT_BACKEND_LATENCY_BUCKETS,
+            request_duration_buckets: Self::DEFAULT_REQUEST_DURATION_BUCKETS.to_vec(),
+            time_to_first_token_buckets: Self::DEFAULT_TIME_TO_FIRST_TOKEN_BUCKETS.to_vec(),
+            backend_latency_buckets: Self::DEFAULT_BACKEND_LATENCY_BUCKETS.to_vec(),
         }
     }
 }
@@ -355,20 +357,20 @@ impl GatewayRecorderBuilder {
     }
 
     /// `request.duration` bucket boundaries in seconds (finite, strictly increasing).
-    pub fn request_duration_buckets(mut self, buckets: &'static [f64]) -> Self {
-        self.config.request_duration_buckets = buckets;
+    pub fn request_duration_buckets(mut self, buckets: impl Into<Vec<f64>>) -> Self {
+        self.config.request_duration_buckets = buckets.into();
         self
     }
 
     /// `time_to_first_token` bucket boundaries in seconds.
-    pub fn time_to_first_token_buckets(mut self, buckets: &'static [f64]) -> Self {
-        self.config.time_to_first_token_buckets = buckets;
+    pub fn time_to_first_token_buckets(mut self, buckets: impl Into<Vec<f64>>) -> Self {
+        self.config.time_to_first_token_buckets = buckets.into();
         self
     }
 
     /// `backend.latency` bucket boundaries in seconds.
-    pub fn backend_latency_buckets(mut self, buckets: &'static [f64]) -> Self {
-        self.config.backend_latency_buckets = buckets;
+    pub fn backend_latency_buckets(mut self, buckets: impl Into<Vec<f64>>) -> Self {
+        self.config.backend_latency_buckets = buckets.into();
         self
     }
 
@@ -382,43 +384,6 @@ impl GatewayRecorderBuilder {
     pub fn build(self, backend: &(impl MetricsBackend + ?Sized)) -> Result<GatewayRecorder, ConfigError> {
         registry::build::<GatewayRecorder>(backend, self.config)
     }
-}
-
-/// `base` with `buckets` as its boundaries. Specs are `'static`; a spec with other
-/// buckets is made once per distinct (instrument, buckets) and kept for the life
-/// of the process, so rebuilding never grows memory.
-fn with_buckets(
-    base: &'static InstrumentSpec,
-    buckets: &'static [f64],
-) -> Result<&'static InstrumentSpec, ConfigError> {
-    if base.boundaries() == buckets {
-        return Ok(base);
-    }
-    let valid = !buckets.is_empty()
-        && buckets.iter().all(|b| b.is_finite())
-        && buckets.windows(2).all(|w| w[0] < w[1]);
-    if !valid {
-        return Err(ConfigError::InvalidBoundaries {
-            instrument: base.name().to_owned(),
-            boundaries: buckets.to_vec(),
-        });
-    }
-    static MADE: Mutex<Vec<&'static InstrumentSpec>> = Mutex::new(Vec::new());
-    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(spec) = made
-        .iter()
-        .find(|s| s.name() == base.name() && s.boundaries() == buckets)
-    {
-        return Ok(spec);
-    }
-    let spec: &'static InstrumentSpec = Box::leak(Box::new(InstrumentSpec::histogram(
-        base.name(),
-        base.unit(),
-        base.description(),
-        buckets,
-    )));
-    made.push(spec);
-    Ok(spec)
 }
 
 type FleetCallback = Arc<dyn Fn(&mut Fleet<'_>) + Send + Sync>;
@@ -616,7 +581,7 @@ impl Family for GatewayRecorder {
         let recorder = GatewayRecorder {
             requests: family.counter(&REQUESTS, vec![model(MODEL_KEY), backend(), status()])?,
             request_duration: family.histogram(
-                with_buckets(&REQUEST_DURATION, config.request_duration_buckets)?,
+                histogram_spec(Self::NAME, &REQUEST_DURATION, &config.request_duration_buckets)?,
                 vec![model(MODEL_KEY), backend()],
             )?,
             errors: family.counter(&ERRORS, vec![closed::<GatewayError>(), model(MODEL_KEY)])?,
@@ -625,12 +590,16 @@ impl Family for GatewayRecorder {
             tokens_per_request: family
                 .histogram(&TOKENS_PER_REQUEST, vec![model(MODEL_KEY), closed::<TokenType>()])?,
             time_to_first_token: family.histogram(
-                with_buckets(&TIME_TO_FIRST_TOKEN, config.time_to_first_token_buckets)?,
+                histogram_spec(
+                    Self::NAME,
+                    &TIME_TO_FIRST_TOKEN,
+                    &config.time_to_first_token_buckets,
+                )?,
                 vec![model(MODEL_KEY), backend()],
             )?,
             pending: family.up_down_counter(&PENDING_REQUESTS, vec![backend()])?,
             backend_latency: family.histogram(
-                with_buckets(&BACKEND_LATENCY, config.backend_latency_buckets)?,
+                histogram_spec(Self::NAME, &BACKEND_LATENCY, &config.backend_latency_buckets)?,
                 vec![backend()],
             )?,
             models: models.clone(),
@@ -1156,10 +1125,10 @@ mod tests {
 
     #[test]
     fn buckets_are_configurable_and_checked() {
-        static FAST: [f64; 3] = [0.01, 0.1, 1.0];
+        const FAST: [f64; 3] = [0.01, 0.1, 1.0];
         let backend = nexus();
         let m = GatewayRecorder::builder()
-            .request_duration_buckets(&FAST)
+            .request_duration_buckets(FAST)
             .build(&backend)
             .unwrap();
         m.record_request("m", "b", 200, Duration::from_millis(50), None, None);
@@ -1167,15 +1136,17 @@ mod tests {
             .histogram("nexus.request.duration", &[("model", "m"), ("backend", "b")])
             .unwrap();
         assert_eq!(h.boundaries, FAST);
-        // The same buckets again make no new spec.
-        let again = with_buckets(&REQUEST_DURATION, &FAST).unwrap();
+        // The same buckets on another backend share one interned spec.
+        let again = GatewayRecorder::builder()
+            .request_duration_buckets(FAST)
+            .build(&nexus())
+            .unwrap();
         assert!(std::ptr::eq(
-            again,
-            with_buckets(&REQUEST_DURATION, &FAST).unwrap()
+            m.request_duration.def().spec(),
+            again.request_duration.def().spec()
         ));
-        static BAD: [f64; 2] = [1.0, 0.5];
         let err = GatewayRecorder::builder()
-            .backend_latency_buckets(&BAD)
+            .backend_latency_buckets([1.0, 0.5])
             .build(&nexus())
             .unwrap_err();
         assert!(err.to_string().contains("backend.latency"), "{err}");

@@ -122,7 +122,7 @@ pub use queue::{
 pub mod prelude {
     pub use crate::{
         ActionMetrics, CacheMetrics, CheckpointMetrics, DedupMetrics, DeliveryMetrics,
-        EventProcessingMetrics, IdempotencyMetrics, QueueMetrics,
+        EventProcessingMetrics, GatewayMetrics, IdempotencyMetrics, QueueMetrics,
     };
 }
 
