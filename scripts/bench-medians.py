@@ -10,7 +10,12 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 # The figure each group's ratios are taken against.
-REFERENCE = {"record": "atomic_floor", "contended2": "atomic_floor", "scrape": "outcometer_catalog"}
+REFERENCE = {
+    "record": "atomic_floor",
+    "contended2": "atomic_floor",
+    "scrape": "outcometer_catalog",
+    "gateway": "atomic_floor",
+}
 
 
 def fmt(ns):

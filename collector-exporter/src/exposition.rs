@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, HistogramDataPoint, MetricData, ResourceMetrics};
@@ -119,6 +120,8 @@ pub(crate) struct Exposition {
     resource: Resource,
     cache: RwLock<Cache>,
     buffers: Mutex<Vec<Vec<u8>>>,
+    started: Instant,
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Exposition {
@@ -148,7 +151,40 @@ impl Exposition {
                 rendered: Vec::new(),
             }),
             buffers: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// The registry whose cells are rendered; `None` without the Prometheus exporter.
+    pub(crate) fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.as_ref()
+    }
+
+    /// How long ago the pipeline started.
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Marks the pipeline shut down (its provider is shutting down or gone).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether the pipeline was shut down.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Runs one SDK collection with outcometer's cell-backed instruments left out
+    /// (what the exposition renders besides the cells: histograms and the
+    /// application's instruments) and hands it to `visit`. `None` without a
+    /// reader or when the collection fails (the provider is shut down).
+    pub(crate) fn collect_sdk<R>(&self, visit: impl FnOnce(&ResourceMetrics) -> R) -> Option<R> {
+        let reader = self.reader.as_ref()?;
+        let mut metrics = ResourceMetrics::default();
+        collect_without_cells(|| reader.collect(&mut metrics)).ok()?;
+        Some(visit(&metrics))
     }
 
     /// A buffer from the pool (warm after the first scrapes).
@@ -216,13 +252,7 @@ impl Exposition {
                 rendered.render(format, scope.as_deref(), out);
             }
         }
-        if let Some(reader) = &self.reader {
-            let mut metrics = ResourceMetrics::default();
-            let collected = collect_without_cells(|| reader.collect(&mut metrics));
-            if collected.is_ok() {
-                render_sdk(&metrics, format, self.scope_labels, out);
-            }
-        }
+        self.collect_sdk(|metrics| render_sdk(metrics, format, self.scope_labels, out));
         if format == Format::OpenMetrics {
             out.extend_from_slice(b"# EOF\n");
         }

@@ -34,6 +34,8 @@ pub mod prometheus;
 mod report;
 #[cfg(feature = "signal")]
 mod signal;
+#[cfg(feature = "prometheus")]
+pub mod stats;
 mod views;
 
 pub use config::{

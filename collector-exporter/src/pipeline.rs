@@ -241,6 +241,15 @@ impl Telemetry {
         self.pull.0.clone()
     }
 
+    /// The `/v1/stats` endpoint (the LLM-gateway family's JSON summary) as a
+    /// service to mount in your own router; the pull server serves it at
+    /// `/v1/stats`. It answers `503` once the pipeline is shut down, and on a
+    /// pipeline without the Prometheus exporter. See `docs/stats.md`.
+    #[cfg(feature = "prometheus")]
+    pub fn stats_service(&self) -> crate::prometheus::StatsService {
+        self.pull.0.stats_service()
+    }
+
     /// Collects and pushes now, blocking until every push exporter is done: at
     /// most the shutdown timeout (default 5 s). The error names each export that
     /// failed and where it was going.
@@ -272,6 +281,8 @@ impl Telemetry {
             return Ok(());
         }
         *done = true;
+        #[cfg(feature = "prometheus")]
+        self.pull.0.close();
         self.bounded(Operation::Shutdown, |provider| provider.shutdown())
             .map_err(SetupError::from)
     }

@@ -1,12 +1,14 @@
-//! The Prometheus pull endpoint: an HTTP server of its own, or a service to mount.
+//! The Prometheus pull endpoint: an HTTP server of its own, or services to mount.
 //!
-//! `GET /metrics` (and `HEAD`) answers OpenMetrics 1.0 when the scraper's `Accept`
+//! `GET /v1/stats` answers a JSON summary of the LLM-gateway family
+//! ([`StatsService`], `docs/stats.md`). `GET /metrics` (and `HEAD`) answers OpenMetrics 1.0 when the scraper's `Accept`
 //! names `application/openmetrics-text` (Prometheus does by default), the text
 //! format 0.0.4 otherwise; gzip when the scraper asks (honouring `q=0`); 404
 //! elsewhere, 405 for other methods. Work per request is bounded: at most two
 //! renders run at once (a third waits up to the request timeout, then gets 503),
 //! headers must arrive within the timeout, and the body is bounded by the declared
-//! series counts. The body comes from [`crate::exposition`].
+//! series counts. The body comes from [`crate::exposition`]; both endpoints share
+//! the render bound.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use crate::error::SetupError;
 use crate::exposition::{Exposition, Format};
+use crate::stats::{error_json, Stats, StatsUnavailable};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -75,6 +78,19 @@ impl MetricsService {
     pub fn render_into(&self, format: Format, out: &mut Vec<u8>) {
         out.clear();
         self.exposition.render(format, out);
+    }
+
+    /// The `/v1/stats` service of the same pipeline, sharing this one's render bound.
+    pub fn stats_service(&self) -> StatsService {
+        StatsService {
+            exposition: self.exposition.clone(),
+            renders: self.renders.clone(),
+        }
+    }
+
+    /// Marks the pipeline shut down: `/v1/stats` answers 503 from now on.
+    pub(crate) fn close(&self) {
+        self.exposition.close();
     }
 
     /// Answers one request for the metrics body, whatever its path (the router
@@ -224,6 +240,161 @@ impl<B> tower_service::Service<Request<B>> for MetricsService {
     }
 }
 
+/// Serves `/v1/stats`: the LLM-gateway summary as JSON (`docs/stats.md`); cheap
+/// to clone. Mount it next to the metrics service:
+/// `Router::new().route_service("/v1/stats", telemetry.stats_service())`.
+///
+/// `GET` and `HEAD` answer `200` with `application/json`; after the pipeline is
+/// shut down, or on a pipeline without the Prometheus exporter, `503` with
+/// `{"error": "…"}`; other methods `405`.
+#[derive(Clone)]
+pub struct StatsService {
+    exposition: Arc<Exposition>,
+    renders: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for StatsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsService").finish_non_exhaustive()
+    }
+}
+
+impl StatsService {
+    /// The summary now.
+    pub fn snapshot(&self) -> Result<Stats, StatsUnavailable> {
+        crate::stats::snapshot(&self.exposition)
+    }
+
+    /// The JSON body now (the error body when unavailable).
+    pub fn render(&self) -> String {
+        match self.snapshot() {
+            Ok(stats) => stats.to_json(),
+            Err(unavailable) => error_json(&unavailable.to_string()),
+        }
+    }
+
+    /// Answers one request for the summary, whatever its path.
+    pub fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        if let Some(refusal) = stats_method_not_allowed(request) {
+            return refusal;
+        }
+        let Ok(_permit) = self.renders.try_acquire() else {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_json("too many concurrent renders"),
+                false,
+            );
+        };
+        self.body_response(request)
+    }
+
+    async fn respond_async<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        if let Some(refusal) = stats_method_not_allowed(request) {
+            return refusal;
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.renders.acquire()).await {
+            Ok(Ok(_permit)) => self.body_response(request),
+            _ => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_json("too many concurrent renders"),
+                false,
+            ),
+        }
+    }
+
+    /// Like `respond_async`, summing on the blocking pool.
+    async fn respond_off_loop(&self, request: Request<()>) -> Response<Full<Bytes>> {
+        if let Some(refusal) = stats_method_not_allowed(&request) {
+            return refusal;
+        }
+        let permit = match tokio::time::timeout(REQUEST_TIMEOUT, self.renders.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    error_json("too many concurrent renders"),
+                    false,
+                )
+            }
+        };
+        let this = self.clone();
+        let rendered = tokio::task::spawn_blocking(move || {
+            let response = this.body_response(&request);
+            drop(permit);
+            response
+        })
+        .await;
+        rendered.unwrap_or_else(|_| {
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error_json("render failed"),
+                false,
+            )
+        })
+    }
+
+    fn body_response<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
+        let head = request.method() == Method::HEAD;
+        match self.snapshot() {
+            Ok(stats) => json(StatusCode::OK, stats.to_json(), head),
+            Err(unavailable) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error_json(&unavailable.to_string()),
+                head,
+            ),
+        }
+    }
+}
+
+/// A JSON response (headers only for `HEAD`), never cached.
+fn json(status: StatusCode, body: String, head: bool) -> Response<Full<Bytes>> {
+    let length = body.len();
+    let mut response = Response::new(if head {
+        Full::default()
+    } else {
+        Full::new(Bytes::from(body))
+    });
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// 405 with `Allow` and a JSON body for anything but GET and HEAD.
+fn stats_method_not_allowed<B>(request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    let mut response = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        error_json("only GET and HEAD are allowed"),
+        false,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(response)
+}
+
+/// Mount it in axum/hyper/tower routers: `Router::new().route_service("/v1/stats", service)`.
+impl<B> tower_service::Service<Request<B>> for StatsService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        let (parts, _) = request.into_parts();
+        Box::pin(async move { Ok(this.respond_async(&Request::from_parts(parts, ())).await) })
+    }
+}
+
 /// A running pull endpoint; dropping it stops the server.
 #[derive(Debug)]
 pub(crate) struct PullServer {
@@ -233,7 +404,7 @@ pub(crate) struct PullServer {
 }
 
 impl PullServer {
-    /// Binds `address` and serves `/metrics` on a thread of its own.
+    /// Binds `address` and serves `/metrics` and `/v1/stats` on a thread of its own.
     pub(crate) fn start(address: &str, service: MetricsService) -> Result<Self, SetupError> {
         let listen_error = |source| SetupError::Listen {
             address: address.to_owned(),
@@ -367,11 +538,22 @@ async fn connection(
         let busy = busy.clone();
         async move {
             busy.store(true, std::sync::atomic::Ordering::Release);
-            let response = if request.uri().path() == "/metrics" {
-                let (parts, _) = request.into_parts();
-                service.respond_off_loop(Request::from_parts(parts, ())).await
-            } else {
-                plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n")
+            let response = match request.uri().path() {
+                "/metrics" => {
+                    let (parts, _) = request.into_parts();
+                    service.respond_off_loop(Request::from_parts(parts, ())).await
+                }
+                "/v1/stats" => {
+                    let (parts, _) = request.into_parts();
+                    service
+                        .stats_service()
+                        .respond_off_loop(Request::from_parts(parts, ()))
+                        .await
+                }
+                _ => plain(
+                    StatusCode::NOT_FOUND,
+                    "not found; metrics are at /metrics, the gateway summary at /v1/stats\n",
+                ),
             };
             busy.store(false, std::sync::atomic::Ordering::Release);
             Ok::<_, Infallible>(response)

@@ -42,6 +42,7 @@ pub fn register_shipped_families(backend: &(impl Backend + ?Sized)) -> Result<()
     register::<CacheRecorder>(backend)?;
     register::<DedupRecorder>(backend)?;
     register::<CheckpointRecorder>(backend)?;
+    register::<crate::GatewayRecorder>(backend)?;
     Ok(())
 }
 

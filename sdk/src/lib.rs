@@ -122,7 +122,7 @@ pub use queue::{
 pub mod prelude {
     pub use crate::{
         ActionMetrics, CacheMetrics, CheckpointMetrics, DedupMetrics, DeliveryMetrics,
-        EventProcessingMetrics, IdempotencyMetrics, QueueMetrics,
+        EventProcessingMetrics, GatewayMetrics, IdempotencyMetrics, QueueMetrics,
     };
 }
 
@@ -171,3 +171,11 @@ pub mod toolkit {
         build, AnyInstrument, Family, FamilyBuilder, RegisteredFamily, Registry, ATTRIBUTE_OVERFLOW,
     };
 }
+
+pub(crate) mod gateway;
+pub use attr::status::{HttpStatus, StatusTextDimension};
+pub use gateway::{
+    Backend, BackendSummary, Fleet, FleetReport, GatewayConfig, GatewayError, GatewayMetrics,
+    GatewayRecorder, GatewayRecorderBuilder, GatewaySummary, Model, ModelSummary, NoopGatewayMetrics,
+    TokenType, Usage,
+};

@@ -211,6 +211,17 @@ impl Registry {
             .collect()
     }
 
+    /// The recorder of family `F` registered here, if any (it shares the cells of
+    /// every other build of `F` on this backend). For readers of a family's cells
+    /// that did not build it: a summary endpoint, a test.
+    pub fn recorder<F: Family>(&self) -> Option<F> {
+        self.lock()
+            .entries
+            .iter()
+            .find(|e| e.family.name == F::NAME)
+            .and_then(|e| e.recorder.downcast_ref::<F>().cloned())
+    }
+
     /// The series budget: the sum of the declared bounds of everything registered.
     pub fn series_budget(&self) -> usize {
         self.lock().entries.iter().map(|e| e.family.series_bound()).sum()
@@ -524,6 +535,9 @@ mod tests {
         assert_eq!(first.0.def().name(), "svc.things");
         let err = build::<A>(&backend, 2).err().unwrap();
         assert!(err.to_string().contains("family `a` is already built"), "{err}");
+        let found = backend.registry().unwrap().recorder::<A>().unwrap();
+        assert!(found.0.shares_cells_with(&first.0));
+        assert!(backend.registry().unwrap().recorder::<B>().is_none());
         // Without a registry every build is fresh.
         let detached = Detached::default();
         let one = build::<A>(&detached, 1).unwrap();

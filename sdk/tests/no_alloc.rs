@@ -157,6 +157,80 @@ fn delivery_recording_allocates_nothing_and_new_hosts_add_no_memory() {
     assert_eq!(new_hosts.count_total, 0, "{new_hosts:?}");
 }
 
+fn every_gateway_call(m: &outcometer::GatewayRecorder, models: &[String], backends: &[String]) {
+    use outcometer::{GatewayError, GatewayMetrics as _, Usage};
+    let statuses = [0, 100, 200, 201, 400, 418, 429, 500, 502, 503, 599, u16::MAX];
+    for (i, name) in models.iter().enumerate() {
+        let backend_name = &backends[i % backends.len()];
+        // The typed hot path: names resolved once, everything one request records.
+        let (model, backend) = (m.model(name), m.backend(backend_name));
+        for status in statuses {
+            m.record_request_at(
+                model,
+                backend,
+                status,
+                Duration::from_millis(900),
+                Some(Usage::new(120, 4_000)),
+                Some(Duration::from_millis(80)),
+            );
+        }
+        m.record_request_at(model, backend, 200, Duration::MAX, None, None);
+        m.record_request_at(
+            model,
+            backend,
+            200,
+            Duration::ZERO,
+            Some(Usage::new(0, u64::MAX)),
+            None,
+        );
+        for &error in GatewayError::ALL {
+            m.record_error_at(model, error);
+        }
+        m.record_fallback_at(model, m.model(&models[0]));
+        m.record_health_check_at(backend, Duration::from_millis(2));
+        let guard = m.track_pending(backend);
+        drop(guard);
+        // The port, by name.
+        m.record_request(name, backend_name, 200, Duration::from_millis(5), None, None);
+        m.record_error(name, GatewayError::Timeout);
+        m.record_fallback(name, backend_name);
+        m.record_health_check(backend_name, Duration::from_millis(1));
+        m.increment_pending(backend_name);
+        m.decrement_pending(backend_name);
+    }
+}
+
+#[test]
+fn gateway_recording_allocates_nothing_and_junk_model_names_add_no_memory() {
+    let (provider, _exporter) = user_provider();
+    let recorder = outcometer::GatewayRecorder::builder()
+        .models(["gpt-4.1", "gpt-4_1"])
+        .admitted_models(8)
+        .backends(["gpu-1"])
+        .admitted_backends(2)
+        .build(&OtelBackend::from_provider(&provider).namespace("nexus").unwrap())
+        .unwrap();
+    let names = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{prefix}-{i}"))
+            .chain([
+                String::new(),
+                "_OTHER".to_owned(),
+                "\u{7}bell".to_owned(),
+                "x".repeat(300),
+            ])
+            .collect()
+    };
+    let (models, backends) = (names("model", 20), names("gpu", 5));
+    every_gateway_call(&recorder, &models, &backends);
+    let again = measure(|| every_gateway_call(&recorder, &models, &backends));
+    assert_eq!(again.count_total, 0, "{again:?}");
+    // 500 model names never seen: every one folds into `_OTHER`, whose series exist.
+    let junk = names("junk", 500);
+    let fresh = measure(|| every_gateway_call(&recorder, &junk, &backends));
+    assert_eq!(fresh.count_total, 0, "{fresh:?}");
+}
+
 #[test]
 fn the_counter_is_real() {
     // The allocator this file installs counts: a test that could not fail is no test.

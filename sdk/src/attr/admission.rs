@@ -43,13 +43,17 @@ pub trait Normaliser: Send + Sync + fmt::Debug + 'static {
 
 /// Names (queues, caches, actions, models, backends), kept exactly as given:
 /// `gpt-4.1` and `gpt-4_1` stay two values. Empty names, names longer than
-/// [`MAX_VALUE_LEN`] bytes and names with control characters are rejected.
+/// [`MAX_VALUE_LEN`] bytes, names with control characters and the name `_OTHER`
+/// itself (it would repeat the fold's label set) are rejected.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Names;
 
 impl Normaliser for Names {
     fn normalise<'a>(&self, input: &'a str) -> Option<&'a str> {
-        let ok = !input.is_empty() && input.len() <= MAX_VALUE_LEN && !input.chars().any(char::is_control);
+        let ok = !input.is_empty()
+            && input.len() <= MAX_VALUE_LEN
+            && input != OTHER
+            && !input.chars().any(char::is_control);
         ok.then_some(input)
     }
     fn describe(&self) -> &'static str {
@@ -410,6 +414,12 @@ mod tests {
         assert_eq!(a.resolve("third"), a.other());
         assert_eq!(a.resolve(""), a.other());
         assert_eq!(a.value(1), Some("gpt-4_1"));
+        // `_OTHER` as an input is the fold, even with room to spare.
+        let roomy = Admission::new("model", &AdmissionPolicy::first_k(4), Names).unwrap();
+        assert_eq!(roomy.resolve(OTHER), roomy.other());
+        assert_eq!(roomy.value(0), None);
+        let err = Admission::new("model", &AdmissionPolicy::allow_list([OTHER]), Names).unwrap_err();
+        assert!(err.to_string().contains("_OTHER"), "{err}");
     }
 
     #[test]

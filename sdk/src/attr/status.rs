@@ -4,6 +4,8 @@
 //! here it takes the 61 registered codes, and anything else (0, 499, 520, 9999)
 //! becomes `_OTHER`, so a broken endpoint cannot mint series.
 
+use super::{AttrValue, Attribute, AttributeDoc, Dimension, OTHER};
+
 /// Every IANA-registered status code, with its text for `error.type`.
 #[rustfmt::skip]
 pub const REGISTERED_STATUS_CODES: [(u16, &str); 61] = [
@@ -47,9 +49,98 @@ pub fn status_index(code: u16) -> usize {
     }
 }
 
+/// An HTTP status code as a series coordinate along a [`StatusTextDimension`]:
+/// a registered code is its own value, anything else is `_OTHER`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HttpStatus(pub u16);
+
+impl From<u16> for HttpStatus {
+    fn from(code: u16) -> Self {
+        HttpStatus(code)
+    }
+}
+
+impl crate::instrument::Coordinate for HttpStatus {
+    #[inline]
+    fn coordinate(self) -> usize {
+        status_index(self.0)
+    }
+    fn fits(dimension: &dyn Dimension) -> bool {
+        dimension.cardinality() == STATUS_OTHER_INDEX + 1
+    }
+}
+
+/// The HTTP status code as *text* under an attribute key of your choice
+/// (`status="503"`): the 61 registered codes, then `_OTHER`.
+///
+/// For attributes whose readers match on the code as a string, such as
+/// `status=~"5.."` on a gateway's request counter. The semantic-convention
+/// `http.response.status_code` is an integer; the delivery family emits that one.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusTextDimension {
+    key: &'static str,
+}
+
+impl StatusTextDimension {
+    /// The dimension under attribute `key`.
+    pub const fn new(key: &'static str) -> Self {
+        StatusTextDimension { key }
+    }
+}
+
+impl Dimension for StatusTextDimension {
+    fn cardinality(&self) -> usize {
+        STATUS_OTHER_INDEX + 1
+    }
+    fn attributes(&self, index: usize, out: &mut Vec<Attribute>) {
+        let value = match REGISTERED_STATUS_CODES.get(index) {
+            Some((_, text)) => text,
+            None if index == STATUS_OTHER_INDEX => OTHER,
+            None => return,
+        };
+        out.push(Attribute {
+            key: self.key,
+            value: AttrValue::Str(value),
+        });
+    }
+    fn docs(&self) -> Vec<AttributeDoc> {
+        vec![AttributeDoc {
+            key: self.key,
+            values: format!(
+                "the HTTP status code as text: the {} IANA-registered codes (`100` … `511`), else `_OTHER`",
+                REGISTERED_STATUS_CODES.len()
+            ),
+        }]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_dimension_names_registered_codes_and_folds_the_rest() {
+        let dim = StatusTextDimension::new("status");
+        let text = |code: u16| {
+            let mut out = Vec::new();
+            dim.attributes(
+                crate::instrument::Coordinate::coordinate(HttpStatus(code)),
+                &mut out,
+            );
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].key, "status");
+            out[0].value.to_text()
+        };
+        assert_eq!(text(200), "200");
+        assert_eq!(text(429), "429");
+        assert_eq!(text(418), OTHER);
+        assert_eq!(text(0), OTHER);
+        assert_eq!(text(u16::MAX), OTHER);
+        assert_eq!(dim.cardinality(), 62);
+        let mut out = Vec::new();
+        dim.attributes(62, &mut out);
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn registered_codes_map_to_themselves_and_the_rest_to_other() {
