@@ -3,3 +3,4 @@
 #![doc = include_str!("../../README.md")]
 
 pub mod demo;
+pub mod pipeline;
