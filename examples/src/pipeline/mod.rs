@@ -1,4 +1,4 @@
-//! The pipeline demo: an event pipeline (seed 003's "observer") whose six families
+//! The pipeline demo: an event pipeline (an "observer" of entity changes) whose six families
 //! of metrics come from real parts. A producer appends events to a log; a reader
 //! deduplicates them by content, queues them on named job queues and checkpoints
 //! its position to disk; worker tasks run each event's handler, which looks a
