@@ -3,4 +3,5 @@
 #![doc = include_str!("../../README.md")]
 
 pub mod demo;
+pub mod gateway;
 pub mod pipeline;
