@@ -682,3 +682,17 @@ fn the_documented_namespace_rewrite_gives_namespaced_rules_that_pass() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(problems.is_empty(), "after the rewrite:\n{}", problems.join("\n"));
 }
+
+#[test]
+fn every_recording_rule_is_listed_in_the_runbook() {
+    let runbook = runbook();
+    let missing: Vec<String> = all_rules()
+        .into_iter()
+        .filter_map(|r| r.record)
+        .filter(|record| !runbook.contains(&format!("| `{record}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in the runbook's recording-rule table: {missing:?}"
+    );
+}
