@@ -226,7 +226,7 @@ fn the_api_speaks_openai_chat_completions_on_the_wire() {
 
     // Backends fail now and then on purpose: retry until one answers 200, and
     // check every failure on the way has OpenAI's error shape.
-    let mut until_ok = |request: &str| {
+    let until_ok = |request: &str| {
         for _ in 0..50 {
             let (status, headers, body) = exchange(api, "POST", "/v1/chat/completions", request);
             if status == 200 {
