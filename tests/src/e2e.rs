@@ -278,3 +278,31 @@ impl Rotel {
         self.process.output()
     }
 }
+
+/// `(heading, query)` for every ```promql block under the `## <section>` headings
+/// of docs/queries.md named in `sections` (all of them when `sections` is empty).
+pub fn documented_queries(sections: &[&str]) -> Vec<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/queries.md");
+    let text = std::fs::read_to_string(path).expect("docs/queries.md");
+    let (mut section, mut heading) = (String::new(), String::new());
+    let (mut block, mut out) = (None::<String>, Vec::new());
+    for line in text.lines() {
+        match (&mut block, line) {
+            (None, l) if l.starts_with("## ") => section = l[3..].trim().to_owned(),
+            (None, l) if l.starts_with("### ") => heading = l[4..].trim().to_owned(),
+            (None, "```promql") => block = Some(String::new()),
+            (Some(q), "```") => {
+                if sections.is_empty() || sections.contains(&section.as_str()) {
+                    out.push((heading.clone(), q.trim().to_owned()));
+                }
+                block = None;
+            }
+            (Some(q), l) => {
+                q.push_str(l);
+                q.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
