@@ -11,28 +11,6 @@ use outcometer_tests::e2e::{promtool_check_metrics, tool, wait_until, Prometheus
 use outcometer_tests::http_request;
 
 /// `(heading, query)` for every ```promql block of docs/queries.md.
-fn documented_queries() -> Vec<(String, String)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/queries.md");
-    let text = std::fs::read_to_string(path).expect("docs/queries.md");
-    let (mut heading, mut block, mut out) = (String::new(), None::<String>, Vec::new());
-    for line in text.lines() {
-        match (&mut block, line) {
-            (None, l) if l.starts_with("### ") => heading = l[4..].trim().to_owned(),
-            (None, "```promql") => block = Some(String::new()),
-            (Some(q), "```") => {
-                out.push((heading.clone(), q.trim().to_owned()));
-                block = None;
-            }
-            (Some(q), l) => {
-                q.push_str(l);
-                q.push('\n');
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 fn env(pairs: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
     let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
@@ -187,7 +165,7 @@ fn prometheus_scrapes_the_demo_and_the_documented_queries_agree() {
 
     // The documented queries: rate() windows extrapolate from the first scrape of
     // each series, so ratios agree to within a few points, not exactly.
-    let queries = documented_queries();
+    let queries = outcometer_tests::e2e::documented_queries(&["Idempotency", "Delivery"]);
     assert!(queries.len() >= 9, "docs/queries.md has its queries: {queries:?}");
     for (title, q) in &queries {
         let result = server.query(q);
