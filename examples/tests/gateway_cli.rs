@@ -79,8 +79,8 @@ fn runs_for_its_duration_then_summarises_and_flushes() {
     }
 }
 
-#[test]
-fn sigterm_stops_early_with_a_flush() {
+/// Sends `signal` to a running gateway and returns what it printed after it.
+fn stop_with(signal: &str) -> String {
     let mut child = gateway()
         .args(["--duration", "600", "--rate", "50"])
         .stdout(Stdio::piped())
@@ -91,18 +91,45 @@ fn sigterm_stops_early_with_a_flush() {
     assert!(banner.starts_with("outcometer gateway:"), "{banner}");
     std::thread::sleep(Duration::from_millis(1000));
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(sent.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("gateway exits");
-    assert!(status.success(), "{status:?}: {rest:?}");
-    let rest = rest.join("\n");
+    assert!(status.success(), "{signal}: {status:?}: {rest:?}");
+    rest.join("\n")
+}
+
+#[test]
+fn ctrl_c_stops_early_with_a_flush() {
+    let rest = stop_with("-INT");
+    assert!(
+        rest.contains("Ctrl-C") && rest.contains("flushed and shut down"),
+        "{rest}"
+    );
+}
+
+#[test]
+fn sigterm_stops_early_with_a_flush_too() {
+    let rest = stop_with("-TERM");
     assert!(
         rest.contains("SIGTERM") && rest.contains("flushed and shut down"),
         "{rest}"
     );
+}
+
+#[test]
+fn no_metrics_records_nothing_and_still_serves() {
+    let out = gateway()
+        .args(["--duration", "1", "--rate", "100", "--no-metrics"])
+        .output()
+        .expect("run gateway");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("recording nothing (--no-metrics)"), "{stdout}");
+    assert!(stdout.contains("unexpected: 0"), "{stdout}");
+    assert!(!stdout.contains("nexus_requests_total"), "{stdout}");
 }
 
 /// The value of the overflow counter for `attribute` in `body`.
