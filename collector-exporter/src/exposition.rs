@@ -183,7 +183,11 @@ impl Exposition {
     pub(crate) fn collect_sdk<R>(&self, visit: impl FnOnce(&ResourceMetrics) -> R) -> Option<R> {
         let reader = self.reader.as_ref()?;
         let mut metrics = ResourceMetrics::default();
-        collect_without_cells(|| reader.collect(&mut metrics)).ok()?;
+        match &self.registry {
+            Some(registry) => collect_without_cells(registry, || reader.collect(&mut metrics)),
+            None => reader.collect(&mut metrics),
+        }
+        .ok()?;
         Some(visit(&metrics))
     }
 
@@ -502,6 +506,14 @@ fn attribute_text(value: &Value) -> String {
 }
 
 fn labels_of<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> String {
+    let mut text = String::new();
+    labels_into(&mut text, attributes);
+    text
+}
+
+/// Appends the label text of `attributes` to `text`: keys sanitised and sorted,
+/// values escaped.
+fn labels_into<'a>(text: &mut String, attributes: impl Iterator<Item = &'a KeyValue>) {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for kv in attributes {
         let mut key = String::new();
@@ -518,19 +530,18 @@ fn labels_of<'a>(attributes: impl Iterator<Item = &'a KeyValue>) -> String {
         }
     }
     pairs.sort();
-    let mut text = String::new();
     for (key, value) in &pairs {
-        push_label(&mut text, key, value);
+        push_label(text, key, value);
     }
-    text
 }
 
-/// Renders what one SDK collection holds: outcometer's histograms and every
-/// instrument that is not outcometer's.
+/// Renders what one SDK collection holds: outcometer's histograms, and every
+/// instrument whose series the registry's cells did not provide (the
+/// application's, and cell instruments built outside a family). The registered
+/// cell instruments observed nothing in this collection, so nothing is rendered twice.
 fn render_sdk(metrics: &ResourceMetrics, format: Format, scope_labels: bool, out: &mut Vec<u8>) {
     for scope_metrics in metrics.scope_metrics() {
         let scope = scope_metrics.scope();
-        let ours = scope.name() == SCOPE_NAME;
         let scope_text = scope_labels.then(|| {
             let mut text = String::new();
             push_label(&mut text, "otel_scope_name", scope.name());
@@ -549,7 +560,6 @@ fn render_sdk(metrics: &ResourceMetrics, format: Format, scope_labels: bool, out
                 AggregatedMetrics::F64(MetricData::Histogram(h)) => family.histogram(h.data_points(), out),
                 AggregatedMetrics::U64(MetricData::Histogram(h)) => family.histogram(h.data_points(), out),
                 AggregatedMetrics::I64(MetricData::Histogram(h)) => family.histogram(h.data_points(), out),
-                _ if ours => {} // rendered from the cells
                 AggregatedMetrics::U64(MetricData::Sum(s)) => family.sum(
                     s.is_monotonic(),
                     s.data_points()
@@ -672,37 +682,49 @@ impl SdkFamily<'_> {
         out: &mut Vec<u8>,
     ) {
         let name = prometheus_metric_name(self.name, self.unit, false);
-        let mut first = true;
+        // `le="…"` per bucket, rendered once per instrument (every point of an
+        // instrument has the same boundaries), then copied into each line.
+        let mut le: Vec<Vec<u8>> = Vec::new();
+        let mut labels = String::new();
         for point in points {
-            if std::mem::take(&mut first) {
+            if le.is_empty() {
                 self.header(&name, "histogram", out);
-            }
-            let labels = labels_of(point.attributes());
-            let mut cumulative = 0u64;
-            let bounds: Vec<f64> = point.bounds().collect();
-            for (i, count) in point.bucket_counts().enumerate() {
-                cumulative += count;
-                let mut le = String::new();
-                match bounds.get(i) {
-                    Some(bound) => {
-                        let mut v = Vec::new();
-                        write_float(&mut v, *bound);
-                        if self.format == Format::OpenMetrics && !v.contains(&b'.') && !v.contains(&b'e') {
+                le = point
+                    .bounds()
+                    .map(|bound| {
+                        let mut v = b"le=\"".to_vec();
+                        let start = v.len();
+                        write_float(&mut v, bound);
+                        let text = &v[start..];
+                        if self.format == Format::OpenMetrics
+                            && !text.contains(&b'.')
+                            && !text.contains(&b'e')
+                        {
                             v.extend_from_slice(b".0");
                         }
-                        push_label(&mut le, "le", std::str::from_utf8(&v).unwrap_or("+Inf"));
-                    }
-                    None => push_label(&mut le, "le", "+Inf"),
-                }
-                let joined = if labels.is_empty() {
-                    le
-                } else {
-                    format!("{labels},{le}")
-                };
+                        v.push(b'"');
+                        v
+                    })
+                    .chain(std::iter::once(b"le=\"+Inf\"".to_vec()))
+                    .collect();
+            }
+            labels.clear();
+            labels_into(&mut labels, point.attributes());
+            let mut cumulative = 0u64;
+            for (count, le) in point.bucket_counts().zip(&le) {
+                cumulative += count;
                 out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"_bucket");
-                write_labels(out, &joined, self.scope);
-                out.push(b' ');
+                out.extend_from_slice(b"_bucket{");
+                if !labels.is_empty() {
+                    out.extend_from_slice(labels.as_bytes());
+                    out.push(b',');
+                }
+                out.extend_from_slice(le);
+                if let Some(scope) = self.scope {
+                    out.push(b',');
+                    out.extend_from_slice(scope.as_bytes());
+                }
+                out.extend_from_slice(b"} ");
                 Sample::U(cumulative).write(out);
                 out.push(b'\n');
             }

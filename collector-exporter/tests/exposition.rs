@@ -347,3 +347,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cell_instruments_built_outside_a_family_are_rendered_once() {
+    use outcometer::toolkit::{InstrumentDef, InstrumentSpec, Namespace, Series};
+    static LOOSE: InstrumentSpec = InstrumentSpec::counter("loose.things", "{thing}", "Built by hand.");
+    let (telemetry, _) = ours();
+    let backend = telemetry.backend();
+    let def = InstrumentDef::new(&LOOSE, &Namespace::NONE, vec![]).expect("definition");
+    let counter = backend.counter(std::sync::Arc::new(def));
+    counter.add(Series(0), 3);
+    let delivery = outcometer::DeliveryRecorder::builder()
+        .build(&backend)
+        .expect("recorder");
+    outcometer::DeliveryMetrics::record_retry(&delivery, "https://a.example");
+    for format in [Format::Text, Format::OpenMetrics] {
+        let body = telemetry.metrics_service().render_as(format);
+        assert_eq!(body.matches("\nloose_things_total 3\n").count(), 1, "{body}");
+        assert_eq!(
+            body.matches("svc_delivery_retries_total{server_address=\"a.example\"} 1\n")
+                .count(),
+            1,
+            "{body}"
+        );
+    }
+}

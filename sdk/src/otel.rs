@@ -32,30 +32,34 @@ use crate::instrument::InstrumentDef;
 use crate::registry::Registry;
 
 thread_local! {
-    /// Set while an exporter that reads outcometer's cells itself collects the
-    /// SDK on this thread: the cell callbacks then observe nothing, so the SDK
-    /// does not rebuild series the exporter renders straight from the cells.
-    static CELLS_READ_ELSEWHERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The registry (by address, 0 for none) whose instruments an exporter renders
+    /// straight from the cells while it collects the SDK on this thread: their
+    /// callbacks then observe nothing, so the SDK does not rebuild those series.
+    static RENDERED_FROM_CELLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `collect` (an SDK collection on this thread) with outcometer's cell-backed
-/// instruments left out: for exporters that render those from the cells directly
-/// ([`crate::toolkit::Registry::instruments`]) and want only the rest (histograms,
-/// the application's own instruments) from the SDK. Other readers, on other
-/// threads, are unaffected.
-pub fn collect_without_cells<R>(collect: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
+/// Runs `collect` (an SDK collection on this thread) with the cell-backed
+/// instruments registered in `registry` left out: for exporters that render those
+/// from the cells ([`Registry::instruments`]) and want only the rest from the SDK
+/// (histograms, cell instruments not in `registry`, the application's own
+/// instruments). Other readers, on other threads, are unaffected.
+pub fn collect_without_cells<R>(registry: &Registry, collect: impl FnOnce() -> R) -> R {
+    struct Reset(usize);
     impl Drop for Reset {
         fn drop(&mut self) {
-            CELLS_READ_ELSEWHERE.with(|flag| flag.set(self.0));
+            RENDERED_FROM_CELLS.with(|flag| flag.set(self.0));
         }
     }
-    let _reset = Reset(CELLS_READ_ELSEWHERE.with(|flag| flag.replace(true)));
+    let address = registry as *const Registry as usize;
+    let _reset = Reset(RENDERED_FROM_CELLS.with(|flag| flag.replace(address)));
     collect()
 }
 
-fn cells_read_elsewhere() -> bool {
-    CELLS_READ_ELSEWHERE.with(std::cell::Cell::get)
+/// Whether the instrument `name` of `registry` is being rendered from its cells
+/// by the collection running on this thread.
+fn rendered_from_cells(registry: &Registry, name: &str) -> bool {
+    let rendering = RENDERED_FROM_CELLS.with(std::cell::Cell::get);
+    rendering != 0 && rendering == registry as *const Registry as usize && registry.has_instrument(name)
 }
 
 /// The instrumentation scope outcometer's meters carry.
@@ -228,13 +232,15 @@ macro_rules! observed_cells {
         let handle = $new;
         let $cells = handle.clone();
         let $labels = SeriesLabels::new($def.clone());
+        let registry = $self.registry.clone();
+        let name = $def.name().to_owned();
         $self
             .meter
             .$builder($def.name().to_owned())
             .with_unit($def.spec().unit())
             .with_description($def.spec().description())
             .with_callback(move |$observer| {
-                if !cells_read_elsewhere() $body
+                if !rendered_from_cells(&registry, &name) $body
             })
             .build();
         handle
