@@ -7,7 +7,7 @@ use outcometer::toolkit::{DEFAULT_ADMITTED_SCOPES, MAX_ADMITTED};
 /// Printed for `--help` and after a bad flag.
 pub const USAGE: &str = "\
 usage: demo [--duration SECS] [--rate N] [--users N] [--endpoints N] [--namespace NAME] [--seed N]
-            [--scope-prefix N] [--admitted-scopes K]
+            [--scope-prefix N] [--admitted-scopes K] [--sink-down]
 
 Runs a small payments API that honours Idempotency-Key and a webhook deliverer,
 drives both with a built-in load generator, and exports what happens through
@@ -27,6 +27,8 @@ OTEL_METRICS_EXPORTER=otlp is set. Ctrl-C stops early, with a flush.
                     the first K prefixes seen and fold the rest into _OTHER
   --admitted-scopes K
                     that K, for --scope-prefix 4..=8: 1..=4096 (default 1000)
+  --sink-down       fault: every webhook host refuses connections, so every delivery
+                    attempt fails and every event is dead-lettered (to see the alerts fire)
   -h, --help        this text";
 
 /// What the demo runs.
@@ -48,6 +50,8 @@ pub struct Args {
     pub scope_prefix: u8,
     /// For scope prefixes of 4–8 characters: how many distinct prefixes keep their value.
     pub admitted_scopes: usize,
+    /// Fault: every webhook host refuses connections (`--sink-down`).
+    pub sink_down: bool,
 }
 
 impl Default for Args {
@@ -61,6 +65,7 @@ impl Default for Args {
             seed: 42,
             scope_prefix: 1,
             admitted_scopes: DEFAULT_ADMITTED_SCOPES,
+            sink_down: false,
         }
     }
 }
@@ -135,6 +140,11 @@ impl Args {
                 "--scope-prefix",
                 "--admitted-scopes",
             ];
+            // The one switch: it takes no value.
+            if arg == "--sink-down" {
+                parsed.sink_down = true;
+                continue;
+            }
             if !known.contains(&flag.as_str()) {
                 return Err(ArgsError::Unknown(arg));
             }
@@ -197,6 +207,21 @@ mod tests {
         assert_eq!((a.scope_prefix, a.admitted_scopes), (8, 64));
         assert_eq!(parse(&[]), Ok(Command::Run(Args::default())));
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn sink_down_is_a_switch() {
+        let Ok(Command::Run(a)) = parse(&["--sink-down", "--rate", "5"]) else {
+            panic!("should parse")
+        };
+        assert!(a.sink_down);
+        assert_eq!(a.rate, 5);
+        assert!(!Args::default().sink_down);
+        // A switch takes no value: `--sink-down=yes` is not it.
+        assert_eq!(
+            parse(&["--sink-down=yes"]),
+            Err(ArgsError::Unknown("--sink-down=yes".into()))
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub struct Routes {
     urls: Vec<String>,
     hosts: Vec<String>,
     unreachable: Option<usize>,
+    all_down: bool,
     sink: ConnectionPool,
     closed: ConnectionPool,
     _closed_socket: tokio::net::TcpSocket,
@@ -44,10 +45,17 @@ impl Routes {
             urls: hosts.iter().map(|h| format!("http://{h}/events")).collect(),
             hosts,
             unreachable: (count > 1).then_some(count as usize - 1),
+            all_down: false,
             sink: ConnectionPool::new(sink),
             closed: ConnectionPool::new(closed),
             _closed_socket: closed_socket,
         })
+    }
+
+    /// The `--sink-down` fault: every host refuses connections, like the unreachable one.
+    pub fn all_down(mut self) -> Self {
+        self.all_down = true;
+        self
     }
 
     /// How many hosts there are.
@@ -61,7 +69,7 @@ impl Routes {
     }
 
     fn pool(&self, endpoint: usize) -> &ConnectionPool {
-        if Some(endpoint) == self.unreachable {
+        if self.all_down || Some(endpoint) == self.unreachable {
             &self.closed
         } else {
             &self.sink

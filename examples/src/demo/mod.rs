@@ -151,7 +151,14 @@ impl Demo {
             .await?;
             let deliverer = deliverer::Deliverer {
                 metrics: delivery,
-                routes: Arc::new(deliverer::Routes::new(args.endpoints, sink_addr)?),
+                routes: Arc::new({
+                    let routes = deliverer::Routes::new(args.endpoints, sink_addr)?;
+                    if args.sink_down {
+                        routes.all_down()
+                    } else {
+                        routes
+                    }
+                }),
                 tally: tally.clone(),
                 attempt_timeout: ATTEMPT_TIMEOUT,
             };
