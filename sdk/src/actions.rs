@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
 use crate::attr::{closed, Dimension};
-use crate::backend::Backend;
 use crate::cells::{Counter, Histogram};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
-use crate::registry::{self, Family, FamilyBuilder};
+use crate::registry::{Family, FamilyBuilder};
 use crate::settings;
 
 crate::closed_set! {
@@ -147,19 +146,21 @@ pub struct ActionRecorderBuilder {
     config: ActionConfig,
 }
 
-impl From<ActionConfig> for ActionRecorderBuilder {
-    fn from(config: ActionConfig) -> Self {
-        ActionRecorderBuilder { config }
+settings::switchable_builder!(ActionRecorderBuilder, ActionConfig, ActionRecorder);
+
+impl settings::Switchable for ActionRecorder {
+    fn check(config: &ActionConfig) -> Result<(), ConfigError> {
+        config.validate().map(drop)
+    }
+    fn enabled(config: &ActionConfig) -> bool {
+        config.enabled
+    }
+    fn off() -> Self {
+        Self::disabled()
     }
 }
 
 impl ActionRecorderBuilder {
-    /// Whether anything is recorded (default on).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.config.enabled = enabled;
-        self
-    }
-
     /// How action names become `action` values (default: the first 20 seen; an
     /// allow-list, or both).
     pub fn actions(mut self, policy: AdmissionPolicy) -> Self {
@@ -173,26 +174,9 @@ impl ActionRecorderBuilder {
         self.config.duration_buckets = buckets.into();
         self
     }
-
-    /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
-    pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.config.sample_rate = rate;
-        self
-    }
-
-    /// Validates the configuration and creates the instruments on `backend`, or
-    /// returns a recorder sharing the cells of the one already built there. A
-    /// disabled configuration is validated too, and creates nothing.
-    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<ActionRecorder, ConfigError> {
-        if !self.config.enabled {
-            self.config.validate()?;
-            return Ok(ActionRecorder::disabled());
-        }
-        registry::build::<ActionRecorder>(backend, self.config)
-    }
 }
 
-/// The action recorder: pre-indexed instruments on any [`Backend`], or nothing at
+/// The action recorder: pre-indexed instruments on any [`Backend`](crate::toolkit::Backend), or nothing at
 /// all when disabled.
 ///
 /// There is no success-ratio gauge, on purpose: a ratio worked out in the process

@@ -12,11 +12,10 @@ use std::sync::Arc;
 
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
 use crate::attr::{closed, Dimension};
-use crate::backend::Backend;
 use crate::cells::{Counter, Gauge};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
-use crate::registry::{self, Family, FamilyBuilder};
+use crate::registry::{Family, FamilyBuilder};
 use crate::settings;
 
 crate::closed_set! {
@@ -123,41 +122,26 @@ pub struct CacheRecorderBuilder {
     config: CacheConfig,
 }
 
-impl From<CacheConfig> for CacheRecorderBuilder {
-    fn from(config: CacheConfig) -> Self {
-        CacheRecorderBuilder { config }
+settings::switchable_builder!(CacheRecorderBuilder, CacheConfig, CacheRecorder);
+
+impl settings::Switchable for CacheRecorder {
+    fn check(config: &CacheConfig) -> Result<(), ConfigError> {
+        config.admission().map(drop)
+    }
+    fn enabled(config: &CacheConfig) -> bool {
+        config.enabled
+    }
+    fn off() -> Self {
+        Self::disabled()
     }
 }
 
 impl CacheRecorderBuilder {
-    /// Whether anything is recorded (default on).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.config.enabled = enabled;
-        self
-    }
-
     /// How cache names become `cache` values (default: the first 20 seen; an
     /// allow-list, or both).
     pub fn caches(mut self, policy: AdmissionPolicy) -> Self {
         self.config.caches = policy;
         self
-    }
-
-    /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
-    pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.config.sample_rate = rate;
-        self
-    }
-
-    /// Validates the configuration and creates the instruments on `backend`, or
-    /// returns a recorder sharing the cells of the one already built there. A
-    /// disabled configuration is validated too, and creates nothing.
-    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<CacheRecorder, ConfigError> {
-        if !self.config.enabled {
-            self.config.admission()?;
-            return Ok(CacheRecorder::disabled());
-        }
-        registry::build::<CacheRecorder>(backend, self.config)
     }
 }
 
@@ -169,7 +153,7 @@ impl CacheConfig {
     }
 }
 
-/// The cache recorder: pre-indexed instruments on any [`Backend`], or nothing at
+/// The cache recorder: pre-indexed instruments on any [`Backend`](crate::toolkit::Backend), or nothing at
 /// all when disabled.
 ///
 /// There is no hit-ratio gauge, on purpose: a ratio worked out in the process

@@ -13,11 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::attr::closed;
-use crate::backend::Backend;
 use crate::cells::{Counter, FloatGauge, Histogram};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
-use crate::registry::{self, Family, FamilyBuilder};
+use crate::registry::{Family, FamilyBuilder};
 use crate::settings;
 
 crate::closed_set! {
@@ -144,45 +143,30 @@ pub struct CheckpointRecorderBuilder {
     config: CheckpointConfig,
 }
 
-impl From<CheckpointConfig> for CheckpointRecorderBuilder {
-    fn from(config: CheckpointConfig) -> Self {
-        CheckpointRecorderBuilder { config }
+settings::switchable_builder!(CheckpointRecorderBuilder, CheckpointConfig, CheckpointRecorder);
+
+impl settings::Switchable for CheckpointRecorder {
+    fn check(config: &CheckpointConfig) -> Result<(), ConfigError> {
+        config.save_duration_spec().map(drop)
+    }
+    fn enabled(config: &CheckpointConfig) -> bool {
+        config.enabled
+    }
+    fn off() -> Self {
+        Self::disabled()
     }
 }
 
 impl CheckpointRecorderBuilder {
-    /// Whether anything is recorded (default on).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.config.enabled = enabled;
-        self
-    }
-
     /// Bucket boundaries of `checkpoint.save.duration` in seconds (default
     /// [`SAVE_DURATION_BOUNDARIES_SECONDS`]).
     pub fn save_duration_buckets(mut self, buckets: impl Into<Vec<f64>>) -> Self {
         self.config.save_duration_buckets = buckets.into();
         self
     }
-
-    /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
-    pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.config.sample_rate = rate;
-        self
-    }
-
-    /// Validates the configuration and creates the instruments on `backend`, or
-    /// returns a recorder sharing the cells of the one already built there. A
-    /// disabled configuration is validated too, and creates nothing.
-    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<CheckpointRecorder, ConfigError> {
-        self.config.save_duration_spec()?;
-        if !self.config.enabled {
-            return Ok(CheckpointRecorder::disabled());
-        }
-        registry::build::<CheckpointRecorder>(backend, self.config)
-    }
 }
 
-/// The checkpoint recorder: pre-indexed instruments on any [`Backend`], or
+/// The checkpoint recorder: pre-indexed instruments on any [`Backend`](crate::toolkit::Backend), or
 /// nothing at all when disabled.
 ///
 /// A successful save sets `checkpoint.last_success.timestamp` to the Unix time

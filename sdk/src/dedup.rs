@@ -9,11 +9,10 @@
 use std::sync::Arc;
 
 use crate::attr::closed;
-use crate::backend::Backend;
 use crate::cells::Counter;
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
-use crate::registry::{self, Family, FamilyBuilder};
+use crate::registry::{Family, FamilyBuilder};
 use crate::settings;
 
 crate::closed_set! {
@@ -87,38 +86,23 @@ pub struct DedupRecorderBuilder {
     config: DedupConfig,
 }
 
-impl From<DedupConfig> for DedupRecorderBuilder {
-    fn from(config: DedupConfig) -> Self {
-        DedupRecorderBuilder { config }
+settings::switchable_builder!(DedupRecorderBuilder, DedupConfig, DedupRecorder);
+
+impl settings::Switchable for DedupRecorder {
+    fn check(config: &DedupConfig) -> Result<(), ConfigError> {
+        settings::check_sample_rate(Self::NAME, config.sample_rate)
+    }
+    fn enabled(config: &DedupConfig) -> bool {
+        config.enabled
+    }
+    fn off() -> Self {
+        Self::disabled()
     }
 }
 
-impl DedupRecorderBuilder {
-    /// Whether anything is recorded (default on).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.config.enabled = enabled;
-        self
-    }
+impl DedupRecorderBuilder {}
 
-    /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
-    pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.config.sample_rate = rate;
-        self
-    }
-
-    /// Validates the configuration and creates the instrument on `backend`, or
-    /// returns a recorder sharing the cells of the one already built there. A
-    /// disabled configuration is validated too, and creates nothing.
-    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<DedupRecorder, ConfigError> {
-        settings::check_sample_rate(DedupRecorder::NAME, self.config.sample_rate)?;
-        if !self.config.enabled {
-            return Ok(DedupRecorder::disabled());
-        }
-        registry::build::<DedupRecorder>(backend, self.config)
-    }
-}
-
-/// The deduplication recorder: a pre-indexed counter on any [`Backend`], or
+/// The deduplication recorder: a pre-indexed counter on any [`Backend`](crate::toolkit::Backend), or
 /// nothing at all when disabled.
 ///
 /// There is no duplicate-ratio gauge, on purpose: a ratio worked out in the process
@@ -212,7 +196,7 @@ mod tests {
         let off = DedupRecorder::builder().enabled(false).build(&backend).unwrap();
         off.record_duplicate();
         assert_eq!((off.is_enabled(), off.checks(DedupResult::Duplicate)), (false, 0));
-        assert!(backend.registry().unwrap().families().is_empty());
+        assert!(crate::backend::Backend::registry(&backend).unwrap().families().is_empty());
         let err = DedupRecorder::builder()
             .sample_rate(0.5)
             .build(&backend)

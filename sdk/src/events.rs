@@ -18,11 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attr::closed;
-use crate::backend::Backend;
 use crate::cells::{Counter, Histogram, InFlightGuard, UpDownCounter};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
-use crate::registry::{self, Family, FamilyBuilder};
+use crate::registry::{Family, FamilyBuilder};
 use crate::settings;
 
 crate::closed_set! {
@@ -124,45 +123,34 @@ pub struct EventProcessingRecorderBuilder {
     config: EventProcessingConfig,
 }
 
-impl From<EventProcessingConfig> for EventProcessingRecorderBuilder {
-    fn from(config: EventProcessingConfig) -> Self {
-        EventProcessingRecorderBuilder { config }
+settings::switchable_builder!(
+    EventProcessingRecorderBuilder,
+    EventProcessingConfig,
+    EventProcessingRecorder
+);
+
+impl settings::Switchable for EventProcessingRecorder {
+    fn check(config: &EventProcessingConfig) -> Result<(), ConfigError> {
+        config.duration_spec().map(drop)
+    }
+    fn enabled(config: &EventProcessingConfig) -> bool {
+        config.enabled
+    }
+    fn off() -> Self {
+        Self::disabled()
     }
 }
 
 impl EventProcessingRecorderBuilder {
-    /// Whether anything is recorded (default on).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.config.enabled = enabled;
-        self
-    }
-
     /// Bucket boundaries of `events.duration` in seconds (default
     /// [`DURATION_BOUNDARIES_SECONDS`]).
     pub fn duration_buckets(mut self, buckets: impl Into<Vec<f64>>) -> Self {
         self.config.duration_buckets = buckets.into();
         self
     }
-
-    /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
-    pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.config.sample_rate = rate;
-        self
-    }
-
-    /// Validates the configuration and creates the instruments on `backend`, or
-    /// returns a recorder sharing the cells of the one already built there. A
-    /// disabled configuration is validated too, and creates nothing.
-    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<EventProcessingRecorder, ConfigError> {
-        self.config.duration_spec()?;
-        if !self.config.enabled {
-            return Ok(EventProcessingRecorder::disabled());
-        }
-        registry::build::<EventProcessingRecorder>(backend, self.config)
-    }
 }
 
-/// The event-processing recorder: pre-indexed instruments on any [`Backend`], or
+/// The event-processing recorder: pre-indexed instruments on any [`Backend`](crate::toolkit::Backend), or
 /// nothing at all when disabled.
 ///
 /// There is no failure-ratio gauge, on purpose: a ratio worked out in the process
@@ -313,7 +301,7 @@ mod tests {
         off.record_success(Duration::from_millis(1));
         let _guard = off.track_in_flight();
         assert!(!off.is_enabled());
-        assert!(backend.registry().unwrap().families().is_empty());
+        assert!(crate::backend::Backend::registry(&backend).unwrap().families().is_empty());
         assert!(backend.points().is_empty());
         let err = EventProcessingRecorder::builder()
             .enabled(false)

@@ -22,11 +22,10 @@ use std::time::{Duration, Instant};
 
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
 use crate::attr::{closed, Dimension};
-use crate::backend::Backend;
 use crate::cells::{Counter, FloatGauge, Gauge, Histogram};
 use crate::error::ConfigError;
 use crate::instrument::{Coords, InstrumentSpec, Series};
-use crate::registry::{self, Family, FamilyBuilder};
+use crate::registry::{Family, FamilyBuilder};
 use crate::settings;
 
 crate::closed_set! {
@@ -160,19 +159,21 @@ pub struct QueueRecorderBuilder {
     config: QueueConfig,
 }
 
-impl From<QueueConfig> for QueueRecorderBuilder {
-    fn from(config: QueueConfig) -> Self {
-        QueueRecorderBuilder { config }
+settings::switchable_builder!(QueueRecorderBuilder, QueueConfig, QueueRecorder);
+
+impl settings::Switchable for QueueRecorder {
+    fn check(config: &QueueConfig) -> Result<(), ConfigError> {
+        config.validate().map(drop)
+    }
+    fn enabled(config: &QueueConfig) -> bool {
+        config.enabled
+    }
+    fn off() -> Self {
+        Self::disabled()
     }
 }
 
 impl QueueRecorderBuilder {
-    /// Whether anything is recorded (default on).
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.config.enabled = enabled;
-        self
-    }
-
     /// How queue names become `queue` values (default: the first 20 seen; an
     /// allow-list, or both).
     pub fn queues(mut self, policy: AdmissionPolicy) -> Self {
@@ -185,26 +186,9 @@ impl QueueRecorderBuilder {
         self.config.wait_buckets = buckets.into();
         self
     }
-
-    /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
-    pub fn sample_rate(mut self, rate: f64) -> Self {
-        self.config.sample_rate = rate;
-        self
-    }
-
-    /// Validates the configuration and creates the instruments on `backend`, or
-    /// returns a recorder sharing the cells of the one already built there. A
-    /// disabled configuration is validated too, and creates nothing.
-    pub fn build(self, backend: &(impl Backend + ?Sized)) -> Result<QueueRecorder, ConfigError> {
-        if !self.config.enabled {
-            self.config.validate()?;
-            return Ok(QueueRecorder::disabled());
-        }
-        registry::build::<QueueRecorder>(backend, self.config)
-    }
 }
 
-/// The queue recorder: pre-indexed instruments on any [`Backend`], or nothing at
+/// The queue recorder: pre-indexed instruments on any [`Backend`](crate::toolkit::Backend), or nothing at
 /// all when disabled.
 ///
 /// `queue.oldest.age` is kept as the instant the oldest waiting job was enqueued

@@ -103,6 +103,67 @@ pub(crate) struct AdmissionPolicyDef {
     first_k: usize,
 }
 
+/// A family that can be switched off by its config and validated without being built.
+pub(crate) trait Switchable: crate::registry::Family {
+    /// Every check `build` makes on `config`, without building anything.
+    fn check(config: &Self::Config) -> Result<(), ConfigError>;
+    /// Whether `config` turns recording on.
+    fn enabled(config: &Self::Config) -> bool;
+    /// The recorder that records nothing and registers nothing.
+    fn off() -> Self;
+}
+
+/// Validates `config` (a disabled one too), then returns the recorder that records
+/// nothing when it is off, else builds the family on `backend` or shares the one
+/// already built there.
+pub(crate) fn build_switchable<F: Switchable>(
+    backend: &(impl crate::backend::Backend + ?Sized),
+    config: F::Config,
+) -> Result<F, ConfigError> {
+    F::check(&config)?;
+    if !F::enabled(&config) {
+        return Ok(F::off());
+    }
+    crate::registry::build::<F>(backend, config)
+}
+
+/// The builder parts every switchable family shares: `From<Config>`, `enabled`,
+/// `sample_rate` and `build`.
+macro_rules! switchable_builder {
+    ($builder:ident, $config:ident, $recorder:ident) => {
+        impl From<$config> for $builder {
+            fn from(config: $config) -> Self {
+                $builder { config }
+            }
+        }
+
+        impl $builder {
+            /// Whether anything is recorded (default on).
+            pub fn enabled(mut self, enabled: bool) -> Self {
+                self.config.enabled = enabled;
+                self
+            }
+
+            /// The sample rate; anything but 1.0 is a setup error at [`build`](Self::build).
+            pub fn sample_rate(mut self, rate: f64) -> Self {
+                self.config.sample_rate = rate;
+                self
+            }
+
+            /// Validates the configuration and creates the instruments on `backend`, or
+            /// returns a recorder sharing the cells of the one already built there. A
+            /// disabled configuration is validated too, and creates nothing.
+            pub fn build(
+                self,
+                backend: &(impl $crate::backend::Backend + ?Sized),
+            ) -> Result<$recorder, $crate::error::ConfigError> {
+                $crate::settings::build_switchable::<$recorder>(backend, self.config)
+            }
+        }
+    };
+}
+pub(crate) use switchable_builder;
+
 #[cfg(test)]
 mod tests {
     use super::*;
