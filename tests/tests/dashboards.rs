@@ -348,7 +348,9 @@ fn resolve(expr: &str, names: &BTreeMap<String, (&'static str, String)>) -> (Str
     while let Some(start) = rest.find('%') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
-        let end = after.find('%').unwrap_or_else(|| panic!("unclosed % in {expr:?}"));
+        let end = after
+            .find('%')
+            .unwrap_or_else(|| panic!("unclosed % in {expr:?}"));
         let name = &after[..end];
         let (_, prom) = names
             .get(name)
@@ -436,15 +438,14 @@ fn render() -> Vec<(String, String)> {
         // Every instrument of the family is on its dashboard, and nothing else's.
         for (name, (family, _)) in &names {
             if *family == dashboard.family {
-                assert!(
-                    used.contains(name),
-                    "{}: no panel shows {name}",
-                    dashboard.family
-                );
+                assert!(used.contains(name), "{}: no panel shows {name}", dashboard.family);
             }
         }
         for name in &used {
-            assert_eq!(names[name].0, dashboard.family, "{name} on another family's dashboard");
+            assert_eq!(
+                names[name].0, dashboard.family,
+                "{name} on another family's dashboard"
+            );
         }
         // The overflow counter for the keys this family admits.
         let keys = admitted_keys(&entries, dashboard.family);
@@ -519,12 +520,18 @@ fn every_family_has_a_dashboard() {
     let dashboards: BTreeSet<&str> = DASHBOARDS.iter().map(|d| d.family).collect();
     for family in &families {
         assert!(
-            dashboards.contains(family) || catalog().iter().filter(|e| e.family == *family).all(|e| e.def.name() == OVERFLOW),
+            dashboards.contains(family)
+                || catalog()
+                    .iter()
+                    .filter(|e| e.family == *family)
+                    .all(|e| e.def.name() == OVERFLOW),
             "family {family} has no dashboard"
         );
     }
     assert!(
-        render().iter().any(|(_, text)| text.contains("outcometer_attribute_overflow_total")),
+        render()
+            .iter()
+            .any(|(_, text)| text.contains("outcometer_attribute_overflow_total")),
         "the overflow counter is on a dashboard"
     );
 }
@@ -535,12 +542,20 @@ fn every_panel_has_a_unit_a_datasource_and_rate_interval() {
         let value: Value = serde_json::from_str(&text).expect("JSON");
         for panel in value["panels"].as_array().expect("panels") {
             let title = &panel["title"];
-            assert!(panel["fieldConfig"]["defaults"]["unit"].as_str().is_some_and(|u| !u.is_empty()), "{file}: {title}");
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+                "{file}: {title}"
+            );
             assert_eq!(panel["datasource"]["uid"], "${datasource}", "{file}: {title}");
             for target in panel["targets"].as_array().expect("targets") {
                 let expr = target["expr"].as_str().expect("expr");
                 assert!(!expr.contains('%'), "{file}: {title}: {expr}");
-                assert!(!expr.contains("[5m]") && !expr.contains("[1m]"), "{file}: {title}: fixed window in {expr}");
+                assert!(
+                    !expr.contains("[5m]") && !expr.contains("[1m]"),
+                    "{file}: {title}: fixed window in {expr}"
+                );
             }
         }
     }
