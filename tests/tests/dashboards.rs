@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use outcometer::catalog::{catalog, prometheus_name, CatalogEntry};
+use outcometer::catalog::{catalog, prometheus_name, push_sanitized, CatalogEntry};
 use serde_json::{json, Value};
 
 /// One panel: title, description, Grafana unit, and `(expr, legend)` targets.
@@ -368,6 +368,114 @@ fn resolve(expr: &str, names: &BTreeMap<String, (&'static str, String)>) -> (Str
     (out, used)
 }
 
+/// A Prometheus label name for an attribute key (`server.address` → `server_address`).
+fn sanitized(key: &str) -> String {
+    let mut out = String::new();
+    push_sanitized(&mut out, key);
+    out
+}
+
+/// OpenTelemetry name → Prometheus label → the values it can take (`None` when
+/// admitted at run time, so any value).
+type Labels = BTreeMap<String, BTreeMap<String, Option<BTreeSet<String>>>>;
+
+fn labels(entries: &[CatalogEntry]) -> Labels {
+    let mut out = Labels::new();
+    for e in entries {
+        let def = &e.def;
+        let mut labels: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+        for d in def.dimensions() {
+            let admitted = d.admission().is_some();
+            for doc in d.docs() {
+                labels.insert(sanitized(doc.key), (!admitted).then(BTreeSet::new));
+            }
+        }
+        for index in 0..def.series_bound() {
+            for attribute in def.attributes(index) {
+                if let Some(Some(values)) = labels.get_mut(&sanitized(attribute.key)) {
+                    values.insert(attribute.value.to_text());
+                }
+            }
+        }
+        out.insert(def.name().to_owned(), labels);
+    }
+    out
+}
+
+/// The problems with the labels `template` (before resolving) names: every
+/// `by (…)` label and every matcher label belongs to an instrument of the
+/// expression (or is `le` on a bucket), and every literal matcher value is one the
+/// catalog lists for that label.
+fn label_problems(template: &str, labels: &Labels) -> Vec<String> {
+    let mut problems = Vec::new();
+    let parts: Vec<&str> = template.split('%').collect();
+    let used: Vec<&str> = parts.iter().skip(1).step_by(2).copied().collect();
+    let mut known: BTreeSet<String> = used
+        .iter()
+        .filter_map(|name| labels.get(*name))
+        .flat_map(|l| l.keys().cloned())
+        .collect();
+    if template.contains("%_bucket") {
+        known.insert("le".into());
+    }
+    // `by (a, b)` groupings.
+    let mut rest = template;
+    while let Some(at) = rest.find("by (") {
+        let after = &rest[at + 4..];
+        let end = after.find(')').unwrap_or(after.len());
+        for label in after[..end].split(',').map(str::trim).filter(|l| !l.is_empty()) {
+            if !known.contains(label) {
+                problems.push(format!(
+                    "{template:?} groups by {label:?}, which its instruments lack"
+                ));
+            }
+        }
+        rest = &after[end..];
+    }
+    // Matchers right after an instrument: `%name%{label="value",…}` (or `_bucket{`).
+    for (i, name) in used.iter().enumerate() {
+        let tail = parts.get(2 * i + 2).copied().unwrap_or_default();
+        let tail = tail.strip_prefix("_bucket").unwrap_or(tail);
+        let Some(body) = tail
+            .strip_prefix('{')
+            .and_then(|t| t.split_once('}'))
+            .map(|(b, _)| b)
+        else {
+            continue;
+        };
+        let Some(instrument) = labels.get(*name) else {
+            continue;
+        };
+        for matcher in body.split(',') {
+            let Some(op) = ["=~", "!~", "!=", "="]
+                .into_iter()
+                .find(|op| matcher.contains(op))
+            else {
+                continue;
+            };
+            let (label, value) = matcher.split_once(op).unwrap_or_default();
+            let (label, value) = (label.trim(), value.trim().trim_matches('"'));
+            match instrument.get(label) {
+                None => problems.push(format!("{template:?}: {name} has no label {label:?}")),
+                Some(None) => {}
+                Some(Some(values)) => {
+                    let alternatives: Vec<&str> = match op {
+                        "=~" | "!~" => value.split('|').collect(),
+                        _ => vec![value],
+                    };
+                    for v in alternatives {
+                        let literal = !v.contains(['.', '*', '+', '?', '[', '(', '^', '$']);
+                        if literal && !values.contains(v) {
+                            problems.push(format!("{template:?}: {name} {label} never takes {v:?}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// The attribute keys of `family` whose values pass an admission (they can fold
 /// into `_OTHER`, counted on the overflow counter under that key).
 fn admitted_keys(entries: &[CatalogEntry], family: &str) -> BTreeSet<&'static str> {
@@ -508,6 +616,31 @@ fn render() -> Vec<(String, String)> {
         out.push((format!("{}.json", dashboard.family), text));
     }
     out
+}
+
+#[test]
+fn every_label_and_value_a_panel_names_is_in_the_catalog() {
+    let labels = labels(&catalog());
+    let problems: Vec<String> = DASHBOARDS
+        .iter()
+        .flat_map(|d| d.panels.iter())
+        .flat_map(|p| p.targets.iter())
+        .flat_map(|(expr, _)| label_problems(expr, &labels))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "the panels name what the catalog does not:\n{}",
+        problems.join("\n")
+    );
+    // The check sees a wrong label and a wrong value.
+    assert_eq!(
+        label_problems("sum by (outcomes) (rate(%dedup.checks%[1m]))", &labels).len(),
+        1
+    );
+    assert_eq!(
+        label_problems("sum(rate(%dedup.checks%{result=\"dup\"}[1m]))", &labels).len(),
+        1
+    );
 }
 
 #[test]
