@@ -306,3 +306,164 @@ pub fn documented_queries(sections: &[&str]) -> Vec<(String, String)> {
     }
     out
 }
+
+impl Prometheus {
+    /// Like [`Prometheus::start`], also evaluating `rule_files` every second and,
+    /// when `alertmanager` is given, sending its alerts there.
+    pub fn start_with_rules(
+        binary: &Path,
+        target: SocketAddr,
+        rule_files: &[PathBuf],
+        alertmanager: Option<SocketAddr>,
+    ) -> Prometheus {
+        let dir = scratch_dir("prometheus");
+        let config = dir.join("prometheus.yml");
+        let mut yaml = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        if !rule_files.is_empty() {
+            yaml.push_str("rule_files:\n");
+            for file in rule_files {
+                yaml.push_str(&format!("  - '{}'\n", file.display()));
+            }
+        }
+        if let Some(am) = alertmanager {
+            yaml.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n"
+            ));
+        }
+        std::fs::write(&config, yaml).expect("config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", released_port()).parse().expect("addr");
+        let mut command = Command::new(binary);
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn");
+        let mut process = Process::spawn(&mut command, dir);
+        let ready = wait_until(Duration::from_secs(30), || {
+            process.exited().is_none() && http10_get(addr, "/-/ready").is_some_and(|(s, _)| s == 200)
+        });
+        assert!(ready, "Prometheus did not become ready:\n{}", process.output());
+        Prometheus { addr, process }
+    }
+}
+
+/// An Alertmanager (Debian's `prometheus-alertmanager`) with clustering off,
+/// routing every alert at once to one webhook.
+#[derive(Debug)]
+pub struct Alertmanager {
+    /// Its HTTP API, where Prometheus sends alerts.
+    pub addr: SocketAddr,
+    process: Process,
+}
+
+impl Alertmanager {
+    /// Starts `binary` with a temporary store on loopback, one receiver POSTing
+    /// to `webhook_url`, grouped by alert name without waiting; waits until ready.
+    pub fn start(binary: &Path, webhook_url: &str) -> Alertmanager {
+        let dir = scratch_dir("alertmanager");
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: test\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: false\n"
+            ),
+        )
+        .expect("config");
+        let addr: SocketAddr = format!("127.0.0.1:{}", released_port()).parse().expect("addr");
+        let mut command = Command::new(binary);
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=warn");
+        let mut process = Process::spawn(&mut command, dir);
+        let ready = wait_until(Duration::from_secs(30), || {
+            process.exited().is_none() && http10_get(addr, "/-/ready").is_some_and(|(s, _)| s == 200)
+        });
+        assert!(ready, "Alertmanager did not become ready:\n{}", process.output());
+        Alertmanager { addr, process }
+    }
+
+    /// What Alertmanager logged (for assertion messages).
+    pub fn output(&self) -> String {
+        self.process.output()
+    }
+}
+
+/// A loopback HTTP server answering 200 to everything and keeping each request
+/// body, e.g. Alertmanager's webhook notifications.
+#[derive(Debug)]
+pub struct WebhookReceiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WebhookReceiver {
+    /// Listens on a loopback port in a background thread.
+    pub fn start() -> WebhookReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kept, stopped) = (bodies.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if let Some(body) = stream.ok().and_then(Self::serve) {
+                    kept.lock().expect("bodies").push(body);
+                }
+            }
+        });
+        WebhookReceiver { addr, bodies, stop }
+    }
+
+    fn serve(mut stream: TcpStream) -> Option<String> {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        let (head_end, length) = loop {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (end + 4, length);
+            }
+        };
+        while raw.len() < head_end + length {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        Some(String::from_utf8_lossy(&raw[head_end..]).into_owned())
+    }
+
+    /// Every request body received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().expect("bodies").clone()
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
