@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, installing what the end-to-end tests need first:
 #   - Prometheus and promtool, Debian package `prometheus` (apt-get, as root or via sudo);
+#   - Alertmanager, Debian package `prometheus-alertmanager` (binary prometheus-alertmanager), the same way;
 #   - the rotel collector, PyPI `rotel`, in a virtualenv this script owns (target/e2e-tools/venv).
 # Under CI (CI=true) a tool that cannot be installed fails the run; elsewhere the
 # end-to-end tests that need it print a loud SKIPPED line and pass.
@@ -38,6 +39,17 @@ install_prometheus() {
   command -v prometheus >/dev/null && command -v promtool >/dev/null
 }
 
+install_alertmanager() {
+  command -v prometheus-alertmanager >/dev/null && return 0
+  command -v apt-get >/dev/null || return 1
+  echo "installing Alertmanager (Debian package prometheus-alertmanager)..." >&2
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null ||
+    { as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; } ||
+    return 1
+  command -v prometheus-alertmanager >/dev/null
+}
+
 install_rotel() {
   local venv="$TOOLS/venv"
   if ! "$venv/bin/python" -m pip show rotel 2>/dev/null | grep -qx "Version: $ROTEL_VERSION"; then
@@ -62,6 +74,11 @@ if command -v prometheus >/dev/null; then
   OUTCOMETER_PROMETHEUS="$(command -v prometheus)"
   OUTCOMETER_PROMTOOL="$(command -v promtool)"
   export OUTCOMETER_PROMETHEUS OUTCOMETER_PROMTOOL
+fi
+install_alertmanager || missing "could not install Alertmanager (apt-get install prometheus-alertmanager needs root or passwordless sudo)"
+if command -v prometheus-alertmanager >/dev/null; then
+  OUTCOMETER_ALERTMANAGER="$(command -v prometheus-alertmanager)"
+  export OUTCOMETER_ALERTMANAGER
 fi
 install_rotel || missing "could not install rotel==$ROTEL_VERSION from PyPI into $TOOLS/venv"
 
