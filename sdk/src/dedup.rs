@@ -196,7 +196,10 @@ mod tests {
         let off = DedupRecorder::builder().enabled(false).build(&backend).unwrap();
         off.record_duplicate();
         assert_eq!((off.is_enabled(), off.checks(DedupResult::Duplicate)), (false, 0));
-        assert!(crate::backend::Backend::registry(&backend).unwrap().families().is_empty());
+        assert!(crate::backend::Backend::registry(&backend)
+            .unwrap()
+            .families()
+            .is_empty());
         let err = DedupRecorder::builder()
             .sample_rate(0.5)
             .build(&backend)

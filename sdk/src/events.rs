@@ -301,7 +301,10 @@ mod tests {
         off.record_success(Duration::from_millis(1));
         let _guard = off.track_in_flight();
         assert!(!off.is_enabled());
-        assert!(crate::backend::Backend::registry(&backend).unwrap().families().is_empty());
+        assert!(crate::backend::Backend::registry(&backend)
+            .unwrap()
+            .families()
+            .is_empty());
         assert!(backend.points().is_empty());
         let err = EventProcessingRecorder::builder()
             .enabled(false)
