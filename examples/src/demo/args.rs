@@ -4,6 +4,12 @@ use std::time::Duration;
 
 use outcometer::toolkit::{DEFAULT_ADMITTED_SCOPES, MAX_ADMITTED};
 
+use crate::common::number;
+pub use crate::common::ArgsError;
+
+/// The outcome of parsing: run, or print help.
+pub type Command = crate::common::Command<Args>;
+
 /// Printed for `--help` and after a bad flag.
 pub const USAGE: &str = "\
 usage: demo [--duration SECS] [--rate N] [--users N] [--endpoints N] [--namespace NAME] [--seed N]
@@ -67,53 +73,6 @@ impl Default for Args {
             admitted_scopes: DEFAULT_ADMITTED_SCOPES,
             sink_down: false,
         }
-    }
-}
-
-/// A command line the demo cannot run.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ArgsError {
-    /// An unknown flag or a stray word.
-    #[error("unknown argument {0:?}")]
-    Unknown(String),
-    /// A flag without its value.
-    #[error("{0} needs a value")]
-    MissingValue(String),
-    /// A value out of range or not a number.
-    #[error("{flag} {value:?}: expected {expected}")]
-    BadValue {
-        /// The flag.
-        flag: String,
-        /// What was given.
-        value: String,
-        /// What is accepted.
-        expected: &'static str,
-    },
-}
-
-/// The outcome of parsing: run, or print help.
-#[derive(Debug, PartialEq)]
-pub enum Command {
-    /// Run with these arguments.
-    Run(Args),
-    /// `-h` / `--help`.
-    Help,
-}
-
-fn number<T: std::str::FromStr + PartialOrd>(
-    flag: &str,
-    value: &str,
-    low: T,
-    high: T,
-    expected: &'static str,
-) -> Result<T, ArgsError> {
-    match value.parse::<T>() {
-        Ok(n) if n >= low && n <= high => Ok(n),
-        _ => Err(ArgsError::BadValue {
-            flag: flag.to_owned(),
-            value: value.to_owned(),
-            expected,
-        }),
     }
 }
 

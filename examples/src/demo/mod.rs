@@ -22,9 +22,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outcometer::toolkit::{Backend as _, InstrumentKind};
-use outcometer::{catalog, ConfigError, DeliveryRecorder, IdempotencyRecorder};
+use outcometer::{ConfigError, DeliveryRecorder, IdempotencyRecorder};
 use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
+
+use crate::common::default_push;
+pub use crate::common::SeriesCount;
 
 pub use api::{CRASH_HEADER, OUTCOME_HEADER};
 pub use args::{Args, ArgsError, Command, USAGE};
@@ -59,17 +61,6 @@ pub enum DemoError {
     Io(#[from] std::io::Error),
 }
 
-/// One instrument's exported series against its declared bound.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SeriesCount {
-    /// Prometheus metric name.
-    pub name: String,
-    /// Series in the current scrape.
-    pub exported: usize,
-    /// The instrument's worst case.
-    pub bound: usize,
-}
-
 /// A running demo: servers up, telemetry exporting, load not yet started.
 pub struct Demo {
     runtime: tokio::runtime::Runtime,
@@ -91,23 +82,6 @@ impl std::fmt::Debug for Demo {
 
 /// The exporters the demo runs: Prometheus always, plus what `OTEL_METRICS_EXPORTER`
 /// lists, plus OTLP when an OTLP endpoint variable is set.
-/// What an unset `OTEL_METRICS_EXPORTER` means for the demo: push OTLP when an
-/// endpoint variable names a collector, otherwise nothing (Prometheus is always
-/// added). `OTEL_METRICS_EXPORTER=none` still means no push.
-fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
-    let endpoint = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()));
-    if endpoint {
-        vec![ExporterKind::Otlp]
-    } else {
-        Vec::new()
-    }
-}
-
 impl Demo {
     /// Builds the pipeline from `args` and the `OTEL_*` variables `env` returns,
     /// and starts the API and the sink on loopback.
@@ -249,32 +223,7 @@ impl Demo {
     /// Exported series per instrument, read from the Prometheus endpoint's body,
     /// against each instrument's declared bound.
     pub fn series_counts(&self) -> Vec<SeriesCount> {
-        let body = self.telemetry.metrics_service().render();
-        let backend = self.telemetry.backend();
-        let instruments = backend.registry().map(|r| r.instruments()).unwrap_or_default();
-        instruments
-            .iter()
-            .map(|instrument| {
-                let def = instrument.def();
-                let name = catalog::prometheus_name(def);
-                let series_name = match def.spec().kind() {
-                    InstrumentKind::Histogram => format!("{name}_count"),
-                    _ => name.clone(),
-                };
-                let exported = body
-                    .lines()
-                    .filter(|line| {
-                        line.strip_prefix(&series_name)
-                            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-                    })
-                    .count();
-                SeriesCount {
-                    name,
-                    exported,
-                    bound: def.series_bound(),
-                }
-            })
-            .collect()
+        crate::common::series_counts(&self.telemetry)
     }
 
     /// Flushes the last interval to every exporter and stops.

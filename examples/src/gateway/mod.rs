@@ -19,9 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outcometer::toolkit::{Backend as _, InstrumentKind};
-use outcometer::{catalog, ConfigError, GatewayMetrics, GatewayRecorder, NoopGatewayMetrics};
+use outcometer::{ConfigError, GatewayMetrics, GatewayRecorder, NoopGatewayMetrics};
 use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
+
+use crate::common::default_push;
+pub use crate::common::SeriesCount;
 
 pub use args::{Args, ArgsError, Command, USAGE};
 pub use backend::{DOWN_FOR, FIRST_OUTAGE, PERIOD};
@@ -56,38 +58,11 @@ pub enum GatewayDemoError {
     Io(#[from] std::io::Error),
 }
 
-/// One instrument's exported series against its declared bound.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SeriesCount {
-    /// Prometheus metric name.
-    pub name: String,
-    /// Series in the current scrape.
-    pub exported: usize,
-    /// The instrument's worst case.
-    pub bound: usize,
-}
-
 /// The name of model `i`.
 pub fn model_name(i: usize) -> String {
     MODEL_NAMES
         .get(i)
         .map_or_else(|| format!("model-{i}"), |name| (*name).to_owned())
-}
-
-/// What an unset `OTEL_METRICS_EXPORTER` means here: push OTLP when an endpoint
-/// variable names a collector, otherwise nothing (Prometheus is always added).
-fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
-    let endpoint = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()));
-    if endpoint {
-        vec![ExporterKind::Otlp]
-    } else {
-        Vec::new()
-    }
 }
 
 /// A running gateway demo: backends, gateway and health checks up, telemetry
@@ -290,32 +265,7 @@ impl GatewayDemo {
     /// Exported series per instrument, read from the Prometheus endpoint's body,
     /// against each instrument's declared bound.
     pub fn series_counts(&self) -> Vec<SeriesCount> {
-        let body = self.telemetry.metrics_service().render();
-        let backend = self.telemetry.backend();
-        let instruments = backend.registry().map(|r| r.instruments()).unwrap_or_default();
-        instruments
-            .iter()
-            .map(|instrument| {
-                let def = instrument.def();
-                let name = catalog::prometheus_name(def);
-                let series_name = match def.spec().kind() {
-                    InstrumentKind::Histogram => format!("{name}_count"),
-                    _ => name.clone(),
-                };
-                let exported = body
-                    .lines()
-                    .filter(|line| {
-                        line.strip_prefix(&series_name)
-                            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-                    })
-                    .count();
-                SeriesCount {
-                    name,
-                    exported,
-                    bound: def.series_bound(),
-                }
-            })
-            .collect()
+        crate::common::series_counts(&self.telemetry)
     }
 
     /// Flushes the last interval to every exporter and stops.

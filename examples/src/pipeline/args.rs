@@ -2,6 +2,12 @@
 
 use std::time::Duration;
 
+use crate::common::number;
+pub use crate::common::ArgsError;
+
+/// The outcome of parsing: run, or print help.
+pub type Command = crate::common::Command<Args>;
+
 /// Printed for `--help` and after a bad flag.
 pub const USAGE: &str = "\
 usage: pipeline [--duration SECS] [--rate N] [--queues N] [--actions N] [--namespace NAME] [--seed N]
@@ -57,53 +63,6 @@ impl Default for Args {
             namespace: "observer".to_owned(),
             seed: 42,
         }
-    }
-}
-
-/// A command line the pipeline cannot run.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ArgsError {
-    /// An unknown flag or a stray word.
-    #[error("unknown argument {0:?}")]
-    Unknown(String),
-    /// A flag without its value.
-    #[error("{0} needs a value")]
-    MissingValue(String),
-    /// A value out of range or not a number.
-    #[error("{flag} {value:?}: expected {expected}")]
-    BadValue {
-        /// The flag.
-        flag: String,
-        /// What was given.
-        value: String,
-        /// What is accepted.
-        expected: &'static str,
-    },
-}
-
-/// The outcome of parsing: run, or print help.
-#[derive(Debug, PartialEq)]
-pub enum Command {
-    /// Run with these arguments.
-    Run(Args),
-    /// `-h` / `--help`.
-    Help,
-}
-
-fn number<T: std::str::FromStr + PartialOrd>(
-    flag: &str,
-    value: &str,
-    low: T,
-    high: T,
-    expected: &'static str,
-) -> Result<T, ArgsError> {
-    match value.parse::<T>() {
-        Ok(n) if n >= low && n <= high => Ok(n),
-        _ => Err(ArgsError::BadValue {
-            flag: flag.to_owned(),
-            value: value.to_owned(),
-            expected,
-        }),
     }
 }
 

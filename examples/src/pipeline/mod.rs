@@ -35,14 +35,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use outcometer::toolkit::{Backend as _, InstrumentKind, Namespace};
+use outcometer::toolkit::Namespace;
 use outcometer::{
-    catalog, ActionRecorder, AdmissionPolicy, CacheRecorder, CheckpointRecorder, ConfigError, DedupRecorder,
+    ActionRecorder, AdmissionPolicy, CacheRecorder, CheckpointRecorder, ConfigError, DedupRecorder,
     EventProcessingRecorder, QueueRecorder,
 };
 use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
 
-pub use crate::demo::SeriesCount;
+use crate::common::default_push;
+pub use crate::common::SeriesCount;
 pub use args::{Args, ArgsError, Command, USAGE};
 pub use downstream::{Answer, PREEMPTED_ANSWER_AFTER};
 pub use reader::{DEDUP_WINDOW, FAILING_SAVES_PERCENT, REREAD_ON_FAILURE, RESTART_EVERY, SAVE_EVERY};
@@ -152,23 +153,6 @@ pub enum PipelineError {
     /// Loopback sockets, the runtime or the checkpoint directory.
     #[error("could not start the pipeline: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// What an unset `OTEL_METRICS_EXPORTER` means here, as for the demo: push OTLP
-/// when an endpoint variable names a collector, otherwise nothing (Prometheus is
-/// always added). `OTEL_METRICS_EXPORTER=none` still means no push.
-fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
-    let endpoint = [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| env(name).is_some_and(|v| !v.trim().is_empty()));
-    if endpoint {
-        vec![ExporterKind::Otlp]
-    } else {
-        Vec::new()
-    }
 }
 
 /// A started pipeline: servers up, telemetry exporting, no events yet.
@@ -379,32 +363,7 @@ impl Pipeline {
     /// Exported series per instrument, read from the Prometheus endpoint's body,
     /// against each instrument's declared bound.
     pub fn series_counts(&self) -> Vec<SeriesCount> {
-        let body = self.telemetry.metrics_service().render();
-        let backend = self.telemetry.backend();
-        let instruments = backend.registry().map(|r| r.instruments()).unwrap_or_default();
-        instruments
-            .iter()
-            .map(|instrument| {
-                let def = instrument.def();
-                let name = catalog::prometheus_name(def);
-                let series_name = match def.spec().kind() {
-                    InstrumentKind::Histogram => format!("{name}_count"),
-                    _ => name.clone(),
-                };
-                let exported = body
-                    .lines()
-                    .filter(|line| {
-                        line.strip_prefix(&series_name)
-                            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-                    })
-                    .count();
-                SeriesCount {
-                    name,
-                    exported,
-                    bound: def.series_bound(),
-                }
-            })
-            .collect()
+        crate::common::series_counts(&self.telemetry)
     }
 
     /// Flushes the last interval to every exporter, stops, and removes the
