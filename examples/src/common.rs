@@ -67,7 +67,7 @@ pub struct SeriesCount {
 /// What an unset `OTEL_METRICS_EXPORTER` means for a demo: push OTLP when an
 /// endpoint variable names a collector, otherwise nothing (Prometheus is always
 /// added). `OTEL_METRICS_EXPORTER=none` still means no push.
-pub(crate) fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
+fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
     let endpoint = [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
@@ -110,4 +110,23 @@ pub fn series_counts(telemetry: &Telemetry) -> Vec<SeriesCount> {
             }
         })
         .collect()
+}
+
+/// A demo's pipeline from the `OTEL_*` variables `env` returns: instruments under
+/// `namespace`, the Prometheus endpoint always, OTLP when an endpoint variable
+/// names a collector (see [`default_push`]), and `service_name` unless
+/// `OTEL_SERVICE_NAME` sets one.
+pub(crate) fn telemetry(
+    namespace: &str,
+    service_name: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Telemetry, outcometer_exporter::SetupError> {
+    let mut builder = Telemetry::builder()
+        .namespace(namespace)
+        .add_exporter(ExporterKind::Prometheus)
+        .default_exporters(default_push(&env));
+    if env("OTEL_SERVICE_NAME").is_none() {
+        builder = builder.service_name(service_name);
+    }
+    builder.build_with_env(&env)
 }

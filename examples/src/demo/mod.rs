@@ -23,9 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outcometer::{ConfigError, DeliveryRecorder, IdempotencyRecorder};
-use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
+use outcometer_exporter::{SetupError, Telemetry};
 
-use crate::common::default_push;
 pub use crate::common::SeriesCount;
 
 pub use api::{CRASH_HEADER, OUTCOME_HEADER};
@@ -80,22 +79,13 @@ impl std::fmt::Debug for Demo {
     }
 }
 
-/// The exporters the demo runs: Prometheus always, plus what `OTEL_METRICS_EXPORTER`
-/// lists, plus OTLP when an OTLP endpoint variable is set.
 impl Demo {
     /// Builds the pipeline from `args` and the `OTEL_*` variables `env` returns,
     /// and starts the API and the sink on loopback.
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Demo, DemoError> {
         // Checked first so the error names the flag, not the pipeline.
         outcometer::toolkit::Namespace::new(&args.namespace)?;
-        let mut builder = Telemetry::builder()
-            .namespace(&args.namespace)
-            .add_exporter(ExporterKind::Prometheus)
-            .default_exporters(default_push(&env));
-        if env("OTEL_SERVICE_NAME").is_none() {
-            builder = builder.service_name("outcometer-demo");
-        }
-        let telemetry = builder.build_with_env(&env)?;
+        let telemetry = crate::common::telemetry(&args.namespace, "outcometer-demo", &env)?;
         // The demo shows every instrument, the opt-in histograms included.
         let idempotency = IdempotencyRecorder::builder()
             .scope_prefix_len(args.scope_prefix)

@@ -20,9 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outcometer::{ConfigError, GatewayMetrics, GatewayRecorder, NoopGatewayMetrics};
-use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
+use outcometer_exporter::{SetupError, Telemetry};
 
-use crate::common::default_push;
 pub use crate::common::SeriesCount;
 
 pub use args::{Args, ArgsError, Command, USAGE};
@@ -92,14 +91,7 @@ impl GatewayDemo {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<GatewayDemo, GatewayDemoError> {
         // Checked first so the error names the flag, not the pipeline.
         outcometer::toolkit::Namespace::new(&args.namespace)?;
-        let mut builder = Telemetry::builder()
-            .namespace(&args.namespace)
-            .add_exporter(ExporterKind::Prometheus)
-            .default_exporters(default_push(&env));
-        if env("OTEL_SERVICE_NAME").is_none() {
-            builder = builder.service_name("outcometer-gateway-demo");
-        }
-        let telemetry = builder.build_with_env(&env)?;
+        let telemetry = crate::common::telemetry(&args.namespace, "outcometer-gateway-demo", &env)?;
         let models: Vec<String> = (0..args.models).map(model_name).collect();
         let backend_names: Vec<String> = (0..args.backends).map(|i| format!("gpu-{i}")).collect();
         let recorder = if args.no_metrics {

@@ -40,9 +40,8 @@ use outcometer::{
     ActionRecorder, AdmissionPolicy, CacheRecorder, CheckpointRecorder, ConfigError, DedupRecorder,
     EventProcessingRecorder, QueueRecorder,
 };
-use outcometer_exporter::{ExporterKind, SetupError, Telemetry};
+use outcometer_exporter::{SetupError, Telemetry};
 
-use crate::common::default_push;
 pub use crate::common::SeriesCount;
 pub use args::{Args, ArgsError, Command, USAGE};
 pub use downstream::{Answer, PREEMPTED_ANSWER_AFTER};
@@ -188,14 +187,7 @@ impl Pipeline {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Pipeline, PipelineError> {
         // Checked first so the error names the flag, not the pipeline.
         Namespace::new(&args.namespace)?;
-        let mut builder = Telemetry::builder()
-            .namespace(&args.namespace)
-            .add_exporter(ExporterKind::Prometheus)
-            .default_exporters(default_push(&env));
-        if env("OTEL_SERVICE_NAME").is_none() {
-            builder = builder.service_name("outcometer-pipeline");
-        }
-        let telemetry = builder.build_with_env(&env)?;
+        let telemetry = crate::common::telemetry(&args.namespace, "outcometer-pipeline", &env)?;
         let backend = telemetry.backend();
         let names = AdmissionPolicy::first_k(ADMITTED_NAMES);
         let events = EventProcessingRecorder::builder().build(&backend)?;
