@@ -117,11 +117,13 @@ pub struct ExportError {
     pub failures: Vec<ExportFailure>,
     /// Set when the operation was abandoned after this long (the shutdown timeout).
     pub gave_up_after: Option<std::time::Duration>,
+    /// Which signals failed: `metrics`, `traces`, or `metrics and traces`.
+    pub signals: &'static str,
 }
 
 impl std::fmt::Display for ExportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "metrics {}", self.operation)?;
+        write!(f, "{} {}", self.signals, self.operation)?;
         if let Some(after) = self.gave_up_after {
             write!(f, " did not finish within {after:?}")?;
         } else {

@@ -32,6 +32,8 @@ mod pipeline;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod report;
+#[cfg(feature = "traces")]
+mod traces;
 #[cfg(feature = "signal")]
 mod signal;
 #[cfg(feature = "prometheus")]
@@ -39,8 +41,8 @@ pub mod stats;
 mod views;
 
 pub use config::{
-    ConfigWarning, ExporterKind, Origin, OtlpConfig, OtlpProtocol, ResolvedConfig, TelemetryBuilder,
-    TemporalityPreference,
+    ConfigWarning, ExporterKind, Origin, OtlpConfig, OtlpProtocol, ResolvedConfig, SpanBatch,
+    TelemetryBuilder, TemporalityPreference, TraceSampler, TracesConfig, TracesExporter,
 };
 pub use error::{ExportError, ExportFailure, Operation, SetupError};
 pub use otlp::ExportHealth;

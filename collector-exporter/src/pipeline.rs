@@ -34,6 +34,9 @@ pub struct Telemetry {
         crate::prometheus::MetricsService,
         Option<crate::prometheus::PullServer>,
     ),
+    /// The tracer provider, when spans go somewhere.
+    #[cfg(feature = "traces")]
+    traces: Option<crate::traces::Traces>,
     shut_down: Mutex<bool>,
 }
 
@@ -102,6 +105,8 @@ impl Telemetry {
                     .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
             )
             .build();
+        #[cfg(feature = "traces")]
+        let traces = crate::traces::Traces::start(&config, &resource)?;
         let mut builder = SdkMeterProvider::builder().with_resource(resource.clone());
         #[cfg(feature = "prometheus")]
         let mut pull_reader = None;
@@ -187,8 +192,57 @@ impl Telemetry {
             cutoff,
             #[cfg(feature = "prometheus")]
             pull,
+            #[cfg(feature = "traces")]
+            traces,
             shut_down: Mutex::new(false),
         })
+    }
+
+    /// The `tracing` layer that turns the application's spans, and the events
+    /// inside them, into OpenTelemetry spans sent where `OTEL_TRACES_EXPORTER` (or
+    /// [`TelemetryBuilder::traces_exporter`]) says, with this pipeline's resource.
+    /// Add it to the subscriber once:
+    ///
+    /// ```
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    /// use outcometer_exporter::{Telemetry, TracesExporter};
+    ///
+    /// let telemetry = Telemetry::builder()
+    ///     .exporters([])
+    ///     .traces_exporter(TracesExporter::None)
+    ///     .build_with_env(|_| None)?;
+    /// let subscriber = tracing_subscriber::registry().with(telemetry.tracing_layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::info_span!("job", kind = "report").in_scope(|| tracing::info!("done"));
+    /// });
+    /// // With `none` there is no tracer provider and the layer does nothing.
+    /// assert!(telemetry.tracer_provider().is_none());
+    /// telemetry.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// With `OTEL_TRACES_EXPORTER=none` (or `disabled`) it is a layer that does
+    /// nothing, so the subscriber's type does not depend on the configuration.
+    /// While a span is entered its OpenTelemetry context is the current one.
+    #[cfg(feature = "traces")]
+    pub fn tracing_layer<S>(&self) -> impl tracing_subscriber::Layer<S> + 'static
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        self.traces.as_ref().map(crate::traces::Traces::layer)
+    }
+
+    /// The tracer provider, for tracers of your own; `None` when spans go nowhere.
+    #[cfg(feature = "traces")]
+    pub fn tracer_provider(&self) -> Option<&opentelemetry_sdk::trace::SdkTracerProvider> {
+        self.traces.as_ref().map(crate::traces::Traces::provider)
+    }
+
+    /// Counts of OTLP span exports that succeeded and failed, and the last failure;
+    /// `None` when spans go nowhere.
+    #[cfg(feature = "traces")]
+    pub fn trace_export_health(&self) -> Option<&ExportHealth> {
+        self.traces.as_ref().map(crate::traces::Traces::health)
     }
 
     /// The meter provider, for instruments of your own.
@@ -250,16 +304,17 @@ impl Telemetry {
         self.pull.0.stats_service()
     }
 
-    /// Collects and pushes now, blocking until every push exporter is done: at
-    /// most the shutdown timeout (default 5 s). The error names each export that
-    /// failed and where it was going.
+    /// Collects and pushes now, metrics and finished spans, blocking until every
+    /// push exporter is done: at most the shutdown timeout (default 5 s). The error
+    /// names each export that failed and where it was going.
     pub fn force_flush(&self) -> Result<(), SetupError> {
         self.bounded(Operation::Flush, |provider| provider.force_flush())
             .map_err(SetupError::from)
     }
 
-    /// Flushes the last interval and stops every reader and the pull endpoint,
-    /// blocking at most the shutdown timeout (default 5 s; the SDK's periodic
+    /// Flushes the last interval and the spans not yet sent, and stops every
+    /// reader, the tracer provider and the pull endpoint; both signals are flushed
+    /// at the same time, so the whole takes at most the shutdown timeout (default 5 s; the SDK's periodic
     /// reader waits at most 5 s for its last export, so the final export gets the
     /// shorter of the two). The error names each export that failed and where it
     /// was going. From async code, use [`Telemetry::shutdown_async`].
@@ -287,10 +342,38 @@ impl Telemetry {
             .map_err(SetupError::from)
     }
 
-    /// Runs `operation` on the provider from a helper thread (the SDK's own
+    /// Runs `operation` on both providers at once, each from a helper thread,
+    /// waits at most the shutdown timeout in all, and says which export failed.
+    fn bounded(
+        &self,
+        operation: Operation,
+        run: impl FnOnce(SdkMeterProvider) -> opentelemetry_sdk::error::OTelSdkResult + Send + 'static,
+    ) -> Result<(), ExportError> {
+        #[cfg(feature = "traces")]
+        let deadline = std::time::Instant::now() + self.config.shutdown_timeout;
+        #[cfg(feature = "traces")]
+        let pending = self
+            .traces
+            .as_ref()
+            .map(|traces| (traces, traces.begin(operation, self.config.shutdown_timeout)));
+        let metrics = self.bounded_metrics(operation, run);
+        #[cfg(feature = "traces")]
+        if let Some((traces, pending)) = pending {
+            let (failures, gave_up) = traces.finish(operation, pending, deadline);
+            return merge(
+                operation,
+                metrics,
+                failures,
+                gave_up.then_some(self.config.shutdown_timeout),
+            );
+        }
+        metrics
+    }
+
+    /// Runs `operation` on the meter provider from a helper thread (the SDK's own
     /// deadlines are not enforced), waits at most the shutdown timeout, and says
     /// which export failed.
-    fn bounded(
+    fn bounded_metrics(
         &self,
         operation: Operation,
         run: impl FnOnce(SdkMeterProvider) -> opentelemetry_sdk::error::OTelSdkResult + Send + 'static,
@@ -349,17 +432,49 @@ impl Telemetry {
                     cause: e.to_string(),
                 }],
                 gave_up_after: None,
+                signals: "metrics",
             }),
             Some(_) => Err(ExportError {
                 operation,
                 failures,
                 gave_up_after: None,
+                signals: "metrics",
             }),
             None => Err(ExportError {
                 operation,
                 failures,
                 gave_up_after: Some(limit),
+                signals: "metrics",
             }),
+        }
+    }
+}
+
+/// The metrics outcome and the traces' failures as one error, naming the signals
+/// that failed.
+#[cfg(feature = "traces")]
+fn merge(
+    operation: Operation,
+    metrics: Result<(), ExportError>,
+    trace_failures: Vec<ExportFailure>,
+    traces_gave_up: Option<std::time::Duration>,
+) -> Result<(), ExportError> {
+    let traces_failed = !trace_failures.is_empty() || traces_gave_up.is_some();
+    match metrics {
+        Ok(()) if !traces_failed => Ok(()),
+        Ok(()) => Err(ExportError {
+            operation,
+            failures: trace_failures,
+            gave_up_after: traces_gave_up,
+            signals: "traces",
+        }),
+        Err(mut error) => {
+            if traces_failed {
+                error.failures.extend(trace_failures);
+                error.gave_up_after = error.gave_up_after.or(traces_gave_up);
+                error.signals = "metrics and traces";
+            }
+            Err(error)
         }
     }
 }

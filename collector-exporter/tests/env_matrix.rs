@@ -555,8 +555,11 @@ fn row_settings_of_exporters_not_started_are_not_validated() {
     ]);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(c.prometheus_address, None);
+    // Spans push over OTLP by default, so the generic OTLP variables are unused
+    // only when traces are off too.
     let c = resolve(&[
         ("OTEL_METRICS_EXPORTER", "prometheus"),
+        ("OTEL_TRACES_EXPORTER", "none"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "nonsense"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
     ]);

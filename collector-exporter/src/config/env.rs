@@ -14,10 +14,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    endpoint_url, valid_header, valid_host, ConfigWarning, EndpointKind, ExporterKind, Layer, Origin,
-    OtlpLayer, OtlpProtocol, TelemetryBuilder, TemporalityPreference, TlsFile, TlsFiles,
-    DEFAULT_EXPORT_INTERVAL, DEFAULT_EXPORT_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT,
-    DEFAULT_OTLP_TIMEOUT, DEFAULT_PROMETHEUS_HOST, DEFAULT_PROMETHEUS_PORT, HEADER_RULE,
+    endpoint_url_for, valid_header, valid_host, ConfigWarning, EndpointKind, ExporterKind, Layer, Origin,
+    OtlpLayer, OtlpProtocol, SignalVars, SpanBatch, TelemetryBuilder, TemporalityPreference, TlsFile,
+    TlsFiles, TraceSampler, TracesExporter, DEFAULT_EXPORT_INTERVAL, DEFAULT_EXPORT_TIMEOUT,
+    DEFAULT_GRPC_ENDPOINT, DEFAULT_OTLP_TIMEOUT, DEFAULT_PROMETHEUS_HOST, DEFAULT_PROMETHEUS_PORT,
+    HEADER_RULE,
 };
 use crate::otlp::display_endpoint;
 
@@ -42,8 +43,16 @@ impl<'a> EnvReader<'a> {
         }
     }
 
+    /// The warnings, each once: a generic variable both signals read is
+    /// reported once when it means the same for both.
     pub(crate) fn into_warnings(self) -> Vec<ConfigWarning> {
-        self.warnings.into_inner()
+        let mut out: Vec<ConfigWarning> = Vec::new();
+        for warning in self.warnings.into_inner() {
+            if !out.contains(&warning) {
+                out.push(warning);
+            }
+        }
+        out
     }
 
     fn warn(&self, variable: &'static str, message: String) {
@@ -197,15 +206,13 @@ impl<'a> EnvReader<'a> {
         (!fall_back).then_some(list)
     }
 
-    pub(crate) fn otlp(&self, b: &TelemetryBuilder) -> OtlpLayer {
+    /// One signal's OTLP settings, from its variables (`vars`) then the generic ones.
+    pub(crate) fn otlp(&self, vars: &SignalVars, b: &TelemetryBuilder) -> OtlpLayer {
         let mut layer = OtlpLayer {
             protocol: match b.otlp_protocol {
                 Some(_) => None,
                 None => self.pick(
-                    &[
-                        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-                        "OTEL_EXPORTER_OTLP_PROTOCOL",
-                    ],
+                    &[vars.protocol, "OTEL_EXPORTER_OTLP_PROTOCOL"],
                     |v| match v.to_ascii_lowercase().as_str() {
                         "grpc" => Ok(OtlpProtocol::Grpc),
                         "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
@@ -218,10 +225,7 @@ impl<'a> EnvReader<'a> {
             },
             insecure: match b.otlp_insecure {
                 Some(_) => None,
-                None => self.flag(&[
-                    "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
-                    "OTEL_EXPORTER_OTLP_INSECURE",
-                ]),
+                None => self.flag(&[vars.insecure, "OTEL_EXPORTER_OTLP_INSECURE"]),
             },
             ..OtlpLayer::default()
         };
@@ -231,20 +235,20 @@ impl<'a> EnvReader<'a> {
             .unwrap_or(OtlpProtocol::HttpProtobuf);
         let insecure = b.otlp_insecure.or(layer.insecure).unwrap_or(false);
 
-        if b.otlp_endpoint.is_none() {
+        if vars.code_endpoint(b).is_none() {
             let default = match protocol {
-                OtlpProtocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT,
+                OtlpProtocol::HttpProtobuf => vars.default_http_endpoint,
                 OtlpProtocol::Grpc => DEFAULT_GRPC_ENDPOINT,
             };
             let kinds = [
-                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", EndpointKind::AsIs),
+                (vars.endpoint, EndpointKind::AsIs),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", EndpointKind::Base),
             ];
             // Checked one variable at a time, so each knows its own kind.
             let mut rejected: Vec<Rejected> = Vec::new();
             for (var, kind) in kinds {
                 let Some(raw) = self.raw(var) else { continue };
-                match endpoint_url(&raw, kind, protocol, insecure) {
+                match endpoint_url_for(&raw, kind, protocol, insecure, vars.path) {
                     Ok(url) => {
                         for r in rejected.drain(..) {
                             self.warn(
@@ -279,17 +283,10 @@ impl<'a> EnvReader<'a> {
             }
         }
 
-        layer.headers = self.headers();
-        layer.timeout = self.millis(
-            &["OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
-            true,
-            DEFAULT_OTLP_TIMEOUT,
-        );
+        layer.headers = self.headers(vars.headers);
+        layer.timeout = self.millis(&[vars.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT"], true, DEFAULT_OTLP_TIMEOUT);
         layer.gzip = self.pick(
-            &[
-                "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
-                "OTEL_EXPORTER_OTLP_COMPRESSION",
-            ],
+            &[vars.compression, "OTEL_EXPORTER_OTLP_COMPRESSION"],
             |v| match v.to_ascii_lowercase().as_str() {
                 "gzip" => Ok(true),
                 "none" => Ok(false),
@@ -298,12 +295,14 @@ impl<'a> EnvReader<'a> {
             |gzip| if *gzip { "gzip" } else { "none" }.to_owned(),
             "none",
         );
-        layer.temporality = self.pick(
-            &["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"],
-            parse_temporality,
-            |t| format!("{t:?}").to_ascii_lowercase(),
-            "cumulative",
-        );
+        if !vars.traces {
+            layer.temporality = self.pick(
+                &["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"],
+                parse_temporality,
+                |t| format!("{t:?}").to_ascii_lowercase(),
+                "cumulative",
+            );
+        }
         let file = |vars: [&'static str; 2]| {
             vars.iter().find_map(|var| {
                 self.path(var).map(|path| TlsFile {
@@ -313,18 +312,9 @@ impl<'a> EnvReader<'a> {
             })
         };
         layer.tls = TlsFiles {
-            certificate: file([
-                "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
-                "OTEL_EXPORTER_OTLP_CERTIFICATE",
-            ]),
-            client_certificate: file([
-                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
-                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-            ]),
-            client_key: file([
-                "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
-                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-            ]),
+            certificate: file([vars.certificate, "OTEL_EXPORTER_OTLP_CERTIFICATE"]),
+            client_certificate: file([vars.client_certificate, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"]),
+            client_key: file([vars.client_key, "OTEL_EXPORTER_OTLP_CLIENT_KEY"]),
         };
         layer
     }
@@ -332,8 +322,8 @@ impl<'a> EnvReader<'a> {
     /// The signal-specific headers variable if it yields any header, else the
     /// generic one. A malformed entry is warned about (by position and name,
     /// never by value) and skipped.
-    fn headers(&self) -> BTreeMap<String, String> {
-        for var in ["OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"] {
+    fn headers(&self, signal_var: &'static str) -> BTreeMap<String, String> {
+        for var in [signal_var, "OTEL_EXPORTER_OTLP_HEADERS"] {
             let Some(value) = self.raw(var) else { continue };
             let mut headers = BTreeMap::new();
             for (n, entry) in value.split(',').enumerate().filter(|(_, e)| !e.trim().is_empty()) {
@@ -367,6 +357,118 @@ impl<'a> EnvReader<'a> {
         BTreeMap::new()
     }
 
+    /// `OTEL_TRACES_EXPORTER`: one of `otlp`, `console`, `none`.
+    pub(crate) fn traces_exporter(&self) -> Option<TracesExporter> {
+        const VAR: &str = "OTEL_TRACES_EXPORTER";
+        let value = self.raw(VAR)?;
+        let mut chosen: Option<TracesExporter> = None;
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let kind = match item.to_ascii_lowercase().as_str() {
+                "otlp" => TracesExporter::Otlp,
+                "console" => TracesExporter::Console,
+                "none" => TracesExporter::None,
+                _ => {
+                    self.warn(
+                        VAR,
+                        format!(
+                            "{VAR}={value:?}: `{item}` is not a traces exporter this SDK supports (otlp, console, none); ignored"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match chosen {
+                None => chosen = Some(kind),
+                Some(first) if first != kind => self.warn(
+                    VAR,
+                    format!(
+                        "{VAR}={value:?}: one traces exporter at a time; `{item}` is ignored, using {} instead",
+                        traces_exporter_name(first)
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if chosen.is_none() {
+            self.warn(VAR, format!("{VAR}={value:?} names no usable exporter; using the default instead"));
+        }
+        chosen
+    }
+
+    /// `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG` for the ratio samplers
+    /// (a missing or bad ratio means 1.0, as the specification says).
+    pub(crate) fn sampler(&self) -> Option<TraceSampler> {
+        let ratio = || {
+            self.pick(
+                &["OTEL_TRACES_SAMPLER_ARG"],
+                |v| match v.parse::<f64>() {
+                    Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                    _ => Err("not a ratio from 0.0 to 1.0".into()),
+                },
+                f64::to_string,
+                "1.0",
+            )
+            .unwrap_or(1.0)
+        };
+        let name = self.pick(
+            &["OTEL_TRACES_SAMPLER"],
+            |v| {
+                let name = v.to_ascii_lowercase();
+                match name.as_str() {
+                    "always_on" | "always_off" | "traceidratio" | "parentbased_always_on"
+                    | "parentbased_always_off" | "parentbased_traceidratio" => Ok(name),
+                    _ => Err("not a sampler this SDK supports (always_on, always_off, traceidratio, \
+                              parentbased_always_on, parentbased_always_off, parentbased_traceidratio)"
+                        .into()),
+                }
+            },
+            String::clone,
+            "parentbased_always_on",
+        )?;
+        Some(match name.as_str() {
+            "always_on" => TraceSampler::AlwaysOn,
+            "always_off" => TraceSampler::AlwaysOff,
+            "traceidratio" => TraceSampler::TraceIdRatio(ratio()),
+            "parentbased_always_off" => TraceSampler::ParentBasedAlwaysOff,
+            "parentbased_traceidratio" => TraceSampler::ParentBasedTraceIdRatio(ratio()),
+            _ => TraceSampler::ParentBasedAlwaysOn,
+        })
+    }
+
+    /// `OTEL_BSP_*`; each unset or unusable one is `None`.
+    pub(crate) fn span_batch(&self) -> SpanBatchLayer {
+        let defaults = SpanBatch::default();
+        let count = |var: &'static str, default: usize| {
+            self.pick(
+                &[var],
+                |v| match v.parse::<usize>() {
+                    Ok(0) => Err("must be positive".into()),
+                    Ok(n) => Ok(n),
+                    Err(_) => Err("not a whole positive number".into()),
+                },
+                usize::to_string,
+                &default.to_string(),
+            )
+        };
+        SpanBatchLayer {
+            schedule_delay: self.millis(&["OTEL_BSP_SCHEDULE_DELAY"], false, defaults.schedule_delay),
+            export_timeout: self.millis(&["OTEL_BSP_EXPORT_TIMEOUT"], true, defaults.export_timeout),
+            max_queue_size: count("OTEL_BSP_MAX_QUEUE_SIZE", defaults.max_queue_size),
+            max_export_batch_size: count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", defaults.max_export_batch_size),
+        }
+    }
+
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` above the queue size: the specification
+    /// says it must not be; the queue size is used.
+    pub(crate) fn batch_larger_than_queue(&self, batch: usize, queue: usize) {
+        self.warn(
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            format!(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=\"{batch}\" is ignored: more than the queue size ({queue}); using {queue} instead"
+            ),
+        );
+    }
+
     pub(crate) fn prometheus(&self) -> (Option<String>, Option<u16>) {
         let host = self.pick(
             &["OTEL_EXPORTER_PROMETHEUS_HOST"],
@@ -390,6 +492,23 @@ impl<'a> EnvReader<'a> {
             &DEFAULT_PROMETHEUS_PORT.to_string(),
         );
         (host, port)
+    }
+}
+
+/// `OTEL_BSP_*` as the environment gave them.
+#[derive(Default)]
+pub(crate) struct SpanBatchLayer {
+    pub(crate) schedule_delay: Option<Duration>,
+    pub(crate) export_timeout: Option<Duration>,
+    pub(crate) max_queue_size: Option<usize>,
+    pub(crate) max_export_batch_size: Option<usize>,
+}
+
+fn traces_exporter_name(kind: TracesExporter) -> &'static str {
+    match kind {
+        TracesExporter::Otlp => "otlp",
+        TracesExporter::Console => "console",
+        TracesExporter::None => "none",
     }
 }
 

@@ -61,6 +61,74 @@ pub enum TemporalityPreference {
     LowMemory,
 }
 
+/// Where spans go (`OTEL_TRACES_EXPORTER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TracesExporter {
+    /// OTLP push, over the transport and settings metrics use (the default).
+    Otlp,
+    /// One line per span on stdout (for debugging).
+    Console,
+    /// No tracer provider: [`crate::Telemetry::tracing_layer`] is a layer that does nothing.
+    None,
+}
+
+/// Which traces are recorded (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TraceSampler {
+    /// Every trace.
+    AlwaysOn,
+    /// No trace.
+    AlwaysOff,
+    /// This fraction of traces, by trace id (0.0 to 1.0).
+    TraceIdRatio(f64),
+    /// The parent's decision; root spans always (the default).
+    ParentBasedAlwaysOn,
+    /// The parent's decision; root spans never.
+    ParentBasedAlwaysOff,
+    /// The parent's decision; this fraction of root spans, by trace id.
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// How spans are batched before export (`OTEL_BSP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpanBatch {
+    /// The longest a finished span waits before its batch is sent (default 5 s).
+    pub schedule_delay: Duration,
+    /// Time allowed for each export, retries included; zero: no limit (default 30 s).
+    /// An OTLP export stops at this or the OTLP timeout, whichever comes first.
+    pub export_timeout: Duration,
+    /// Finished spans waiting for export; more are dropped (default 2048).
+    pub max_queue_size: usize,
+    /// Spans per export at most (default 512), never more than the queue holds.
+    pub max_export_batch_size: usize,
+}
+
+impl Default for SpanBatch {
+    fn default() -> Self {
+        SpanBatch {
+            schedule_delay: Duration::from_millis(5000),
+            export_timeout: Duration::from_millis(30_000),
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+        }
+    }
+}
+
+/// Resolved trace settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct TracesConfig {
+    /// Where spans go.
+    pub exporter: TracesExporter,
+    /// OTLP settings, when spans are pushed over OTLP.
+    pub otlp: Option<OtlpConfig>,
+    /// Which traces are recorded.
+    pub sampler: TraceSampler,
+    /// Batching.
+    pub batch: SpanBatch,
+}
+
 /// Where a setting came from, as messages name it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -148,12 +216,20 @@ pub struct TelemetryBuilder {
     pub(crate) namespace: Option<String>,
     pub(crate) prometheus_scope_labels: Option<bool>,
     pub(crate) config_file: Option<PathBuf>,
+    pub(crate) traces_exporter: Option<TracesExporter>,
+    pub(crate) default_traces_exporter: Option<TracesExporter>,
+    pub(crate) otlp_traces_endpoint: Option<String>,
+    pub(crate) traces_sampler: Option<TraceSampler>,
+    pub(crate) span_batch_schedule_delay: Option<Duration>,
+    pub(crate) span_batch_export_timeout: Option<Duration>,
+    pub(crate) span_batch_max_queue_size: Option<usize>,
+    pub(crate) span_batch_max_export_batch_size: Option<usize>,
 }
 
 /// How an OTLP endpoint becomes the URL requests go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum EndpointKind {
-    /// A base URL: OTLP/HTTP appends `v1/metrics` to its path.
+    /// A base URL: OTLP/HTTP appends `v1/metrics` (`v1/traces`) to its path.
     Base,
     /// The full URL, used as it is.
     AsIs,
@@ -220,6 +296,34 @@ impl TelemetryBuilder {
         /// Reads the declarative configuration file at this path instead of the
         /// `OTEL_*` variables (`OTEL_CONFIG_FILE`); builder settings still win.
         config_file: config_file = PathBuf,
+        /// Where spans go, whatever `OTEL_TRACES_EXPORTER` says.
+        traces_exporter: traces_exporter = TracesExporter,
+        /// What an unset `OTEL_TRACES_EXPORTER` means (the specification's default: `otlp`).
+        default_traces_exporter: default_traces_exporter = TracesExporter,
+        /// Which traces are recorded (`OTEL_TRACES_SAMPLER` and `…_ARG`; default
+        /// `parentbased_always_on`). A ratio outside 0.0..=1.0 is a setup error.
+        traces_sampler: traces_sampler = TraceSampler,
+        /// The longest a finished span waits for export; not zero
+        /// (`OTEL_BSP_SCHEDULE_DELAY`, default 5 s).
+        span_batch_schedule_delay: span_batch_schedule_delay = Duration,
+        /// Time allowed for each span export; zero means no limit
+        /// (`OTEL_BSP_EXPORT_TIMEOUT`, default 30 s).
+        span_batch_export_timeout: span_batch_export_timeout = Duration,
+        /// Finished spans held for export; not zero (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048).
+        span_batch_max_queue_size: span_batch_max_queue_size = usize,
+        /// Spans per export; not zero and not above the queue size
+        /// (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512).
+        span_batch_max_export_batch_size: span_batch_max_export_batch_size = usize,
+    }
+
+    /// The full OTLP URL spans go to, used as it is, like
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (`http://c:4318/v1/traces`). Beats both
+    /// variables. Without it, [`TelemetryBuilder::otlp_endpoint`] serves both signals
+    /// (`…/v1/traces` for spans over HTTP); every other OTLP builder setting
+    /// (protocol, headers, timeout, gzip, TLS) applies to both signals too.
+    pub fn otlp_traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.otlp_traces_endpoint = Some(url.into());
+        self
     }
 
     /// OTLP base URL, like `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/HTTP sends to its
@@ -321,6 +425,8 @@ pub struct ResolvedConfig {
     pub cardinality_limits: Vec<(String, usize)>,
     /// The configuration file read, if any.
     pub config_file: Option<PathBuf>,
+    /// Traces: exporter, OTLP settings, sampler, batching.
+    pub traces: TracesConfig,
     /// Environment values that were ignored, and why; each is also logged once
     /// when the pipeline starts.
     pub warnings: Vec<ConfigWarning>,
@@ -367,6 +473,8 @@ pub const DEFAULT_PROMETHEUS_HOST: &str = "localhost";
 pub const DEFAULT_PROMETHEUS_PORT: u16 = 9464;
 /// The default OTLP/HTTP endpoint.
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/metrics";
+/// The default OTLP/HTTP endpoint for spans.
+pub const DEFAULT_HTTP_TRACES_ENDPOINT: &str = "http://localhost:4318/v1/traces";
 /// The default OTLP/gRPC endpoint.
 pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 /// The default OTLP timeout.
@@ -405,12 +513,98 @@ pub(crate) struct OtlpLayer {
     pub(crate) tls: TlsFiles,
 }
 
-/// What an OTLP endpoint must look like; `Ok` is the URL requests go to.
+/// The variables and paths of one signal's OTLP exporter: metrics and traces
+/// resolve their OTLP settings with the same code, from these names.
+pub(crate) struct SignalVars {
+    pub(crate) traces: bool,
+    /// What a base URL gets appended over HTTP.
+    pub(crate) path: &'static str,
+    pub(crate) default_http_endpoint: &'static str,
+    pub(crate) endpoint: &'static str,
+    pub(crate) headers: &'static str,
+    pub(crate) timeout: &'static str,
+    pub(crate) compression: &'static str,
+    pub(crate) protocol: &'static str,
+    pub(crate) insecure: &'static str,
+    pub(crate) certificate: &'static str,
+    pub(crate) client_certificate: &'static str,
+    pub(crate) client_key: &'static str,
+}
+
+pub(crate) const METRICS_VARS: SignalVars = SignalVars {
+    traces: false,
+    path: "v1/metrics",
+    default_http_endpoint: DEFAULT_HTTP_ENDPOINT,
+    endpoint: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    headers: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    protocol: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    insecure: "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+    certificate: "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+    client_certificate: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+    client_key: "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+};
+
+pub(crate) const TRACES_VARS: SignalVars = SignalVars {
+    traces: true,
+    path: "v1/traces",
+    default_http_endpoint: DEFAULT_HTTP_TRACES_ENDPOINT,
+    endpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    headers: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    protocol: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    insecure: "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+    certificate: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    client_certificate: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    client_key: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+};
+
+impl SignalVars {
+    /// The endpoint given in code for this signal, its kind and the builder method.
+    pub(crate) fn code_endpoint<'b>(
+        &self,
+        b: &'b TelemetryBuilder,
+    ) -> Option<(&'b String, EndpointKind, &'static str)> {
+        if self.traces {
+            b.otlp_traces_endpoint
+                .as_ref()
+                .map(|url| (url, EndpointKind::AsIs, "otlp_traces_endpoint"))
+                .or(match &b.otlp_endpoint {
+                    Some((raw, EndpointKind::Base)) => Some((raw, EndpointKind::Base, "otlp_endpoint")),
+                    _ => None,
+                })
+        } else {
+            b.otlp_endpoint.as_ref().map(|(raw, kind)| {
+                let setting = match kind {
+                    EndpointKind::Base => "otlp_endpoint",
+                    EndpointKind::AsIs => "otlp_metrics_endpoint",
+                };
+                (raw, *kind, setting)
+            })
+        }
+    }
+}
+
+/// What an OTLP endpoint must look like; `Ok` is the URL metrics go to.
 pub(crate) fn endpoint_url(
     raw: &str,
     kind: EndpointKind,
     protocol: OtlpProtocol,
     insecure: bool,
+) -> Result<String, &'static str> {
+    endpoint_url_for(raw, kind, protocol, insecure, METRICS_VARS.path)
+}
+
+/// What an OTLP endpoint must look like; `Ok` is the URL requests go to, a base
+/// URL getting `signal_path` over HTTP.
+pub(crate) fn endpoint_url_for(
+    raw: &str,
+    kind: EndpointKind,
+    protocol: OtlpProtocol,
+    insecure: bool,
+    signal_path: &str,
 ) -> Result<String, &'static str> {
     let raw = raw.trim();
     let with_scheme = if raw.starts_with("http://") || raw.starts_with("https://") {
@@ -450,10 +644,10 @@ pub(crate) fn endpoint_url(
         // Per-signal URL: as it is, except that no path means the root path.
         EndpointKind::AsIs if path.is_empty() => format!("{scheme_and_authority}/{query}"),
         EndpointKind::AsIs => with_scheme,
-        // Base URL: path + "v1/metrics", always, the query kept after it.
+        // Base URL: path + "v1/metrics" (or "v1/traces"), always, the query kept after it.
         EndpointKind::Base => {
             let slash = if path.ends_with('/') { "" } else { "/" };
-            format!("{scheme_and_authority}{path}{slash}v1/metrics{query}")
+            format!("{scheme_and_authority}{path}{slash}{signal_path}{query}")
         }
     })
 }
@@ -523,9 +717,12 @@ impl Source<'_> {
             Source::File(layer, _) => (**layer).clone(),
         }
     }
-    fn otlp(&self, b: &TelemetryBuilder) -> OtlpLayer {
+    fn otlp(&self, vars: &SignalVars, b: &TelemetryBuilder) -> OtlpLayer {
         match self {
-            Source::Env(env) => env.otlp(b),
+            Source::Env(env) => env.otlp(vars, b),
+            // The file's OTLP exporters are the meter provider's; `tracer_provider`
+            // is not read, so spans get only what code says.
+            Source::File(..) if vars.traces => OtlpLayer::default(),
             Source::File(layer, _) => layer.otlp.clone(),
         }
     }
@@ -626,10 +823,11 @@ fn resolve(b: &TelemetryBuilder, env: &dyn Fn(&str) -> Option<String>) -> Result
         .unwrap_or(DEFAULT_EXPORT_TIMEOUT);
 
     let otlp = if exporters.contains(&ExporterKind::Otlp) {
-        Some(resolve_otlp(b, &source.otlp(b))?)
+        Some(resolve_otlp(b, &METRICS_VARS, &source.otlp(&METRICS_VARS, b))?)
     } else {
         None
     };
+    let traces = resolve_traces(b, &source, disabled)?;
 
     let prometheus_address = if exporters.contains(&ExporterKind::Prometheus) {
         let (env_host, env_port) = source.prometheus();
@@ -670,7 +868,95 @@ fn resolve(b: &TelemetryBuilder, env: &dyn Fn(&str) -> Option<String>) -> Result
         prometheus_scope_labels: b.prometheus_scope_labels.unwrap_or(false),
         cardinality_limits: general.cardinality_limits,
         config_file,
+        traces,
         warnings,
+    })
+}
+
+fn resolve_traces(b: &TelemetryBuilder, source: &Source<'_>, disabled: bool) -> Result<TracesConfig, SetupError> {
+    let env = match source {
+        Source::Env(env) => Some(env),
+        Source::File(..) => None,
+    };
+    let exporter = match (b.traces_exporter, env) {
+        _ if disabled => TracesExporter::None,
+        (Some(kind), _) => kind,
+        (None, Some(env)) => env
+            .traces_exporter()
+            .or(b.default_traces_exporter)
+            .unwrap_or(TracesExporter::Otlp),
+        // The file has no `tracer_provider` we read: no spans unless code asks.
+        (None, None) => TracesExporter::None,
+    };
+    let sampler = match b.traces_sampler {
+        Some(TraceSampler::TraceIdRatio(r) | TraceSampler::ParentBasedTraceIdRatio(r)) if !(0.0..=1.0).contains(&r) => {
+            return Err(invalid_code("traces_sampler", format!("{r}"), "a ratio from 0.0 to 1.0"))
+        }
+        Some(sampler) => sampler,
+        None => env
+            .and_then(|env| env.sampler())
+            .unwrap_or(TraceSampler::ParentBasedAlwaysOn),
+    };
+    let from_env = env.map(|env| env.span_batch()).unwrap_or_default();
+    let defaults = SpanBatch::default();
+    let positive = |code: Option<usize>, setting: &'static str| match code {
+        Some(0) => Err(invalid_code(setting, "0", "a positive number of spans")),
+        other => Ok(other),
+    };
+    let schedule_delay = match b.span_batch_schedule_delay {
+        Some(d) if d.is_zero() => {
+            return Err(invalid_code(
+                "span_batch_schedule_delay",
+                "0ms",
+                "a positive duration (OTEL_BSP_SCHEDULE_DELAY in milliseconds)",
+            ))
+        }
+        Some(d) => d,
+        None => from_env.schedule_delay.unwrap_or(defaults.schedule_delay),
+    };
+    let max_queue_size = positive(b.span_batch_max_queue_size, "span_batch_max_queue_size")?
+        .or(from_env.max_queue_size)
+        .unwrap_or(defaults.max_queue_size);
+    let max_export_batch_size =
+        match positive(b.span_batch_max_export_batch_size, "span_batch_max_export_batch_size")? {
+            Some(n) if n > max_queue_size => {
+                return Err(invalid_code(
+                    "span_batch_max_export_batch_size",
+                    n.to_string(),
+                    "at most the queue size (span_batch_max_queue_size, default 2048)",
+                ))
+            }
+            Some(n) => n,
+            None => match from_env.max_export_batch_size {
+                Some(n) if n > max_queue_size => {
+                    if let Some(env) = env {
+                        env.batch_larger_than_queue(n, max_queue_size);
+                    }
+                    max_queue_size
+                }
+                Some(n) => n,
+                None => defaults.max_export_batch_size.min(max_queue_size),
+            },
+        };
+    let batch = SpanBatch {
+        schedule_delay,
+        export_timeout: b
+            .span_batch_export_timeout
+            .or(from_env.export_timeout)
+            .unwrap_or(defaults.export_timeout),
+        max_queue_size,
+        max_export_batch_size,
+    };
+    let otlp = if exporter == TracesExporter::Otlp {
+        Some(resolve_otlp(b, &TRACES_VARS, &source.otlp(&TRACES_VARS, b))?)
+    } else {
+        None
+    };
+    Ok(TracesConfig {
+        exporter,
+        otlp,
+        sampler,
+        batch,
     })
 }
 
@@ -679,27 +965,22 @@ pub(crate) fn valid_host(host: &str) -> bool {
     !host.is_empty() && !host.contains(['/', ' ', '@', '?', '#'])
 }
 
-fn resolve_otlp(b: &TelemetryBuilder, layer: &OtlpLayer) -> Result<OtlpConfig, SetupError> {
+fn resolve_otlp(b: &TelemetryBuilder, vars: &SignalVars, layer: &OtlpLayer) -> Result<OtlpConfig, SetupError> {
     let protocol = b
         .otlp_protocol
         .or(layer.protocol)
         .unwrap_or(OtlpProtocol::HttpProtobuf);
     let insecure = b.otlp_insecure.or(layer.insecure).unwrap_or(false);
-    let endpoint = match (&b.otlp_endpoint, &layer.endpoint) {
-        (Some((raw, kind)), _) => endpoint_url(raw, *kind, protocol, insecure).map_err(|expected| {
-            let setting = match kind {
-                EndpointKind::Base => "otlp_endpoint",
-                EndpointKind::AsIs => "otlp_metrics_endpoint",
-            };
-            invalid_code(setting, crate::otlp::display_endpoint(raw), expected)
-        })?,
+    let endpoint = match (vars.code_endpoint(b), &layer.endpoint) {
+        (Some((raw, kind, setting)), _) => endpoint_url_for(raw, kind, protocol, insecure, vars.path)
+            .map_err(|expected| invalid_code(setting, crate::otlp::display_endpoint(raw), expected))?,
         // Already checked where it was read (a warning for the environment, an
         // error for the file).
         (None, Some((raw, kind, _))) => {
-            endpoint_url(raw, *kind, protocol, insecure).unwrap_or_else(|_| raw.clone())
+            endpoint_url_for(raw, *kind, protocol, insecure, vars.path).unwrap_or_else(|_| raw.clone())
         }
         (None, None) => match protocol {
-            OtlpProtocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT.to_owned(),
+            OtlpProtocol::HttpProtobuf => vars.default_http_endpoint.to_owned(),
             OtlpProtocol::Grpc => DEFAULT_GRPC_ENDPOINT.to_owned(),
         },
     };

@@ -1,22 +1,20 @@
-//! OTLP/gRPC: tonic's generated `MetricsService` client on a lazily connected channel.
+//! OTLP/gRPC: tonic's generated service clients (`MetricsService`, `TraceService`)
+//! on one lazily connected channel per exporter.
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use super::tls::Material;
-use super::{
-    display_endpoint, wire_headers, Failure, Retry, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, USER_AGENT,
-};
+use super::{display_endpoint, wire_headers, Failure, OtlpRequest, Retry, USER_AGENT};
 use crate::config::OtlpConfig;
 use crate::error::SetupError;
 
 pub(crate) struct Client {
-    client: MetricsServiceClient<Channel>,
+    channel: Channel,
+    gzip: bool,
     metadata: MetadataMap,
 }
 
@@ -54,29 +52,23 @@ impl Client {
             let _entered = runtime.enter();
             endpoint.connect_lazy()
         };
-        let mut client = MetricsServiceClient::new(channel)
-            .max_encoding_message_size(MAX_REQUEST_BYTES)
-            .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        if config.gzip {
-            client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-        }
-        Ok(Client { client, metadata })
+        Ok(Client {
+            channel,
+            gzip: config.gzip,
+            metadata,
+        })
     }
 
-    pub(crate) async fn send(
-        &self,
-        request: &ExportMetricsServiceRequest,
-        budget: Option<Duration>,
-    ) -> Result<(), Failure> {
+    pub(crate) async fn send<R: OtlpRequest>(&self, request: &R, budget: Option<Duration>) -> Result<(), Failure> {
         let mut call = tonic::Request::new(request.clone());
         *call.metadata_mut() = self.metadata.clone();
         if let Some(budget) = budget {
             call.set_timeout(budget);
         }
-        match self.client.clone().export(call).await {
+        match R::grpc_export(self.channel.clone(), self.gzip, call).await {
             Ok(response) => {
-                if let Some(partial) = response.into_inner().partial_success {
-                    super::report_partial(partial.rejected_data_points, &partial.error_message);
+                if let Some((rejected, message)) = R::partial(response.get_ref()) {
+                    super::report_partial(rejected, R::ITEMS, &message);
                 }
                 Ok(())
             }

@@ -3,14 +3,12 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
 use prost::Message as _;
 
 use super::tls::Material;
 use super::{
-    display_endpoint, wire_headers, Failure, Retry, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, USER_AGENT,
+    display_endpoint, wire_headers, Failure, OtlpRequest, Retry, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    USER_AGENT,
 };
 use crate::config::OtlpConfig;
 use crate::error::SetupError;
@@ -78,11 +76,7 @@ impl Client {
         })
     }
 
-    pub(crate) async fn send(
-        &self,
-        request: &ExportMetricsServiceRequest,
-        budget: Option<Duration>,
-    ) -> Result<(), Failure> {
+    pub(crate) async fn send<R: OtlpRequest>(&self, request: &R, budget: Option<Duration>) -> Result<(), Failure> {
         let body = request.encode_to_vec();
         if body.len() > MAX_REQUEST_BYTES {
             return Err(Failure {
@@ -122,9 +116,9 @@ impl Client {
             bytes.extend_from_slice(&chunk);
         }
         if status.is_success() {
-            if let Ok(answer) = ExportMetricsServiceResponse::decode(&bytes[..]) {
-                if let Some(partial) = answer.partial_success {
-                    super::report_partial(partial.rejected_data_points, &partial.error_message);
+            if let Ok(answer) = R::Response::decode(&bytes[..]) {
+                if let Some((rejected, message)) = R::partial(&answer) {
+                    super::report_partial(rejected, R::ITEMS, &message);
                 }
             }
             return Ok(());

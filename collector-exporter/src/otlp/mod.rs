@@ -30,12 +30,32 @@ use {
     std::time::{Duration, Instant},
 };
 
+/// A generated gRPC client with the specification's size limits and, when
+/// configured, gzip.
+#[cfg(feature = "otlp-grpc")]
+macro_rules! grpc_client {
+    ($client:expr, $gzip:expr) => {{
+        let client = $client
+            .max_encoding_message_size($crate::otlp::MAX_REQUEST_BYTES)
+            .max_decoding_message_size($crate::otlp::MAX_RESPONSE_BYTES);
+        if $gzip {
+            client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        } else {
+            client
+        }
+    }};
+}
+#[cfg(feature = "otlp-grpc")]
+pub(crate) use grpc_client;
+
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
 #[cfg(feature = "otlp-http")]
 mod http;
 #[cfg(feature = "otlp")]
 mod tls;
+#[cfg(all(feature = "otlp", feature = "traces"))]
+pub(crate) mod traces;
 
 /// What the pipeline knows about its pushes; shared with [`crate::Telemetry`].
 #[derive(Debug, Default)]
@@ -89,11 +109,13 @@ impl ExportHealth {
 /// The first failure of a streak, with what it costs under the temporality in use.
 #[cfg(feature = "otlp")]
 fn failure_message(target: &Target, error: &str) -> String {
-    let consequence = match target.temporality {
-        TemporalityPreference::Cumulative => {
+    let consequence = match (target.signal, target.temporality) {
+        // Spans are sent once: a batch that cannot be delivered is gone.
+        (Signal::Traces, _) => "the spans of each failed export are lost",
+        (Signal::Metrics, TemporalityPreference::Cumulative) => {
             "the next export that succeeds carries the full cumulative totals"
         }
-        TemporalityPreference::Delta | TemporalityPreference::LowMemory => {
+        (Signal::Metrics, TemporalityPreference::Delta | TemporalityPreference::LowMemory) => {
             "with delta temporality the counts of each failed export are lost"
         }
     };
@@ -112,6 +134,7 @@ mod tests {
             name: "OTLP/HTTP",
             endpoint: "http://c:4318/v1/metrics?token=s3cret".into(),
             temporality,
+            signal: Signal::Metrics,
         };
         let cumulative = failure_message(&target(TemporalityPreference::Cumulative), "HTTP 503");
         assert!(
@@ -143,6 +166,25 @@ pub(crate) struct Target {
     pub(crate) name: &'static str,
     pub(crate) endpoint: String,
     pub(crate) temporality: TemporalityPreference,
+    pub(crate) signal: Signal,
+}
+
+/// Which signal an exporter sends: it names the data in messages and decides
+/// what a failed export costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Metrics,
+    #[cfg_attr(not(feature = "traces"), allow(dead_code))]
+    Traces,
+}
+
+impl Signal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Signal::Metrics => "metrics",
+            Signal::Traces => "traces",
+        }
+    }
 }
 
 #[cfg(feature = "otlp")]
@@ -150,8 +192,9 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} metrics export to {}",
+            "{} {} export to {}",
             self.name,
+            self.signal.as_str(),
             display_endpoint(&self.endpoint)
         )
     }
@@ -168,11 +211,52 @@ pub(crate) fn display_endpoint(endpoint: &str) -> String {
 /// A receiver that accepted part of a request says so; that is worth a warning
 /// but is not a failed export (the rest will not be accepted by sending it again).
 #[cfg(feature = "otlp")]
-pub(crate) fn report_partial(rejected: i64, message: &str) {
+pub(crate) fn report_partial(rejected: i64, what: &str, message: &str) {
     if rejected > 0 || !message.is_empty() {
         crate::report::warn(&format!(
-            "the OTLP receiver rejected {rejected} data points: {message}"
+            "the OTLP receiver rejected {rejected} {what}: {message}"
         ));
+    }
+}
+
+/// What differs between the signals' requests on the wire: the HTTP path, the
+/// gRPC method, and how the answer reports a partial success. Everything else
+/// (retries, deadlines, TLS, headers, gzip, health) is shared.
+#[cfg(feature = "otlp")]
+pub(crate) trait OtlpRequest: prost::Message + Clone + Send + Sync + 'static {
+    /// What the receiver counts when it rejects part of a request.
+    const ITEMS: &'static str;
+    /// The answer's protobuf type.
+    type Response: prost::Message + Default;
+    /// Rejected items and the receiver's message, if it reported a partial success.
+    fn partial(response: &Self::Response) -> Option<(i64, String)>;
+    /// Sends `call` on `channel` with the generated client of this signal's service.
+    #[cfg(feature = "otlp-grpc")]
+    fn grpc_export(
+        channel: tonic::transport::Channel,
+        gzip: bool,
+        call: tonic::Request<Self>,
+    ) -> impl std::future::Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>> + Send;
+}
+
+#[cfg(feature = "otlp")]
+impl OtlpRequest for ExportMetricsServiceRequest {
+    const ITEMS: &'static str = "data points";
+    type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    fn partial(response: &Self::Response) -> Option<(i64, String)> {
+        response
+            .partial_success
+            .as_ref()
+            .map(|p| (p.rejected_data_points, p.error_message.clone()))
+    }
+    #[cfg(feature = "otlp-grpc")]
+    async fn grpc_export(
+        channel: tonic::transport::Channel,
+        gzip: bool,
+        call: tonic::Request<Self>,
+    ) -> Result<tonic::Response<Self::Response>, tonic::Status> {
+        use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+        grpc_client!(MetricsServiceClient::new(channel), gzip).export(call).await
     }
 }
 
@@ -250,11 +334,7 @@ enum Transport {
 
 #[cfg(feature = "otlp")]
 impl Transport {
-    async fn send(
-        &self,
-        request: &ExportMetricsServiceRequest,
-        budget: Option<Duration>,
-    ) -> Result<(), Failure> {
+    async fn send<R: OtlpRequest>(&self, request: &R, budget: Option<Duration>) -> Result<(), Failure> {
         match self {
             #[cfg(feature = "otlp-grpc")]
             Transport::Grpc(client) => client.send(request, budget).await,
@@ -331,9 +411,9 @@ impl OtlpExporter {
     }
 
     /// Sends `request`, retrying transient failures until `deadline`.
-    async fn send_with_retry(
+    pub(crate) async fn send_with_retry<R: OtlpRequest>(
         &self,
-        request: &ExportMetricsServiceRequest,
+        request: &R,
         start: Instant,
     ) -> Result<(), String> {
         let deadline = self.deadline(start);
@@ -381,6 +461,29 @@ impl OtlpExporter {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Sends `request` now, retrying within the deadline, and records the outcome
+    /// in the export health. Nothing is abandoned: each request carries data no
+    /// later request repeats (spans).
+    #[cfg_attr(not(feature = "traces"), allow(dead_code))]
+    pub(crate) fn deliver<R: OtlpRequest>(&self, request: &R) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        let start = Instant::now();
+        let result = self
+            .runtime
+            .block_on(self.send_with_retry(request, start))
+            .unwrap_or_else(|| Err("the OTLP runtime is shut down".to_owned()));
+        self.health.observe(&self.target, &result);
+        result.map_err(|message| OTelSdkError::InternalFailure(format!("{}: {message}", self.target)))
+    }
+
+    /// No export starts after this; one in progress stops retrying.
+    #[cfg_attr(not(feature = "traces"), allow(dead_code))]
+    pub(crate) fn stop(&self) {
+        self.shut_down.store(true, Ordering::Relaxed);
     }
 
     fn timed_out(&self, start: Instant, tries: u32) -> String {
@@ -456,6 +559,9 @@ impl Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("outcometer-otlp")
+            // The transports' own `tracing` spans (hyper, h2, tonic) must not become
+            // OpenTelemetry spans that are exported, which would make more of them.
+            .on_thread_start(|| std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope()))
             .enable_all()
             .build()
             .map(|rt| Runtime(Some(rt)))
@@ -509,6 +615,19 @@ pub(crate) fn exporter(
     health: Arc<ExportHealth>,
     cutoff: Arc<Cutoff>,
 ) -> Result<OtlpExporter, SetupError> {
+    exporter_for(Signal::Metrics, config, export_timeout, health, cutoff)
+}
+
+/// Builds an OTLP sender for `signal`: the same transports, retries, deadlines
+/// and health reporting whatever it sends.
+#[cfg(feature = "otlp")]
+pub(crate) fn exporter_for(
+    signal: Signal,
+    config: &OtlpConfig,
+    export_timeout: Duration,
+    health: Arc<ExportHealth>,
+    cutoff: Arc<Cutoff>,
+) -> Result<OtlpExporter, SetupError> {
     if config.endpoint.starts_with("https://") && !cfg!(feature = "tls") {
         return Err(SetupError::FeatureDisabled {
             what: format!("the https endpoint {}", display_endpoint(&config.endpoint)),
@@ -549,6 +668,7 @@ pub(crate) fn exporter(
             name,
             endpoint: config.endpoint.clone(),
             temporality: config.temporality,
+            signal,
         },
         limit: combined_limit(config.timeout, export_timeout),
         cutoff,
