@@ -87,7 +87,12 @@ impl Traces {
                     cutoff.clone(),
                 )?;
                 let exporter = crate::otlp::traces::OtlpSpanExporter::new(sender, resource);
-                push_target = Some((exporter.name(), crate::otlp::display_endpoint(&otlp.endpoint)));
+                // Failures name the signal: a gRPC endpoint is the same for both.
+                let name = match exporter.name() {
+                    "OTLP/gRPC" => "OTLP/gRPC traces",
+                    _ => "OTLP/HTTP traces",
+                };
+                push_target = Some((name, crate::otlp::display_endpoint(&otlp.endpoint)));
                 builder.with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
             }
             #[cfg(not(feature = "otlp"))]

@@ -1,6 +1,6 @@
-//! Real receivers for end-to-end tests: OTLP over gRPC (tonic) and HTTP
-//! (hyper), both decoding the protobuf with `opentelemetry-proto`, gzip included;
-//! and a plain HTTP client for scraping the pull endpoint.
+//! Real receivers for end-to-end tests: OTLP metrics and traces over gRPC (tonic)
+//! and HTTP (hyper), both decoding the protobuf with `opentelemetry-proto`, gzip
+//! included; and a plain HTTP client for scraping the pull endpoint.
 
 pub mod e2e;
 pub mod tls;
@@ -20,7 +20,150 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+/// Every span request a receiver decoded, in arrival order.
+#[derive(Clone, Default)]
+pub struct ReceivedSpans(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+
+/// One span as a receiver got it, with its resource and scope.
+#[derive(Clone, Debug)]
+pub struct ReceivedSpan {
+    /// The resource's attributes, `key=value`, sorted.
+    pub resource: Vec<String>,
+    /// The instrumentation scope's name.
+    pub scope: String,
+    /// The span.
+    pub span: Span,
+}
+
+impl ReceivedSpan {
+    /// The span's attributes, `key=value`, sorted.
+    pub fn attributes(&self) -> Vec<String> {
+        attributes(&self.span.attributes)
+    }
+
+    /// The value of attribute `key`, as text.
+    pub fn attribute(&self, key: &str) -> Option<String> {
+        self.span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| text(&kv.value))
+    }
+
+    /// Each event's name and attributes (`key=value`, sorted).
+    pub fn events(&self) -> Vec<(String, Vec<String>)> {
+        self.span
+            .events
+            .iter()
+            .map(|e| (e.name.clone(), attributes(&e.attributes)))
+            .collect()
+    }
+}
+
+/// An outcometer SDK outcome event (a `tracing` event with target
+/// `outcometer::<family>`) as it arrives: a span event of the span it happened in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutcomeEvent {
+    /// The span the event was recorded in.
+    pub span: String,
+    /// The family, from the target (`outcometer::idempotency` → `idempotency`).
+    pub family: String,
+    /// The event's name (its message).
+    pub name: String,
+    /// The event's attributes other than `level` and `target`, `key=value`, sorted.
+    pub attributes: Vec<String>,
+}
+
+/// The outcometer outcome events among `spans`' events, in span order.
+pub fn outcome_events(spans: &[ReceivedSpan]) -> Vec<OutcomeEvent> {
+    spans
+        .iter()
+        .flat_map(|s| {
+            s.span.events.iter().filter_map(move |e| {
+                let target = e
+                    .attributes
+                    .iter()
+                    .find(|kv| kv.key == "target")
+                    .map(|kv| text(&kv.value))?;
+                let family = target.strip_prefix("outcometer::")?.to_owned();
+                let attributes = attributes(&e.attributes)
+                    .into_iter()
+                    .filter(|a| !a.starts_with("target=") && !a.starts_with("level="))
+                    .collect();
+                Some(OutcomeEvent {
+                    span: s.span.name.clone(),
+                    family,
+                    name: e.name.clone(),
+                    attributes,
+                })
+            })
+        })
+        .collect()
+}
+
+impl ReceivedSpans {
+    fn push(&self, request: ExportTraceServiceRequest) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+    }
+
+    /// All requests so far.
+    pub fn requests(&self) -> Vec<ExportTraceServiceRequest> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Every span so far, in arrival order.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.requests()
+            .iter()
+            .flat_map(|r| r.resource_spans.iter())
+            .flat_map(|rs| {
+                let resource = rs
+                    .resource
+                    .as_ref()
+                    .map(|r| attributes(&r.attributes))
+                    .unwrap_or_default();
+                rs.scope_spans.iter().flat_map(move |ss| {
+                    let scope = ss.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                    let resource = resource.clone();
+                    ss.spans.iter().map(move |span| ReceivedSpan {
+                        resource: resource.clone(),
+                        scope: scope.clone(),
+                        span: span.clone(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The spans named `name`.
+    pub fn named(&self, name: &str) -> Vec<ReceivedSpan> {
+        self.spans().into_iter().filter(|s| s.span.name == name).collect()
+    }
+
+    /// Waits until `ready` holds for the spans, up to `timeout`.
+    pub fn wait_for(&self, timeout: Duration, ready: impl Fn(&[ReceivedSpan]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if ready(&self.spans()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ready(&self.spans())
+    }
+}
 
 /// Every request a receiver decoded, in arrival order.
 #[derive(Clone, Default)]
@@ -212,6 +355,26 @@ fn header_pairs(map: &http::HeaderMap) -> HeaderList {
 
 struct Collector(Received, Headers, Arc<Mutex<u32>>);
 
+struct TraceCollector(ReceivedSpans, Headers, Arc<Mutex<u32>>);
+
+#[tonic::async_trait]
+impl TraceService for TraceCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let headers = header_pairs(&request.metadata().clone().into_headers());
+        if headers.iter().any(|(k, v)| k == "grpc-encoding" && v == "gzip") {
+            *self.2.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        }
+        self.1.push(headers);
+        self.0.push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl MetricsService for Collector {
     async fn export(
@@ -236,6 +399,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     /// What it decoded.
     pub received: Received,
+    /// The span requests it decoded (gRPC `TraceService`, HTTP `/v1/traces`).
+    pub spans: ReceivedSpans,
     /// Requests whose body arrived gzip-compressed.
     pub gzipped: Arc<Mutex<u32>>,
     /// Each request's headers (gRPC: its metadata).
@@ -286,8 +451,12 @@ impl Receiver {
         let addr = listener.local_addr().expect("addr");
         let received = Received::default();
         let (headers, gzipped) = (Headers::default(), Arc::new(Mutex::new(0)));
+        let spans = ReceivedSpans::default();
         let service =
             MetricsServiceServer::new(Collector(received.clone(), headers.clone(), gzipped.clone()))
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let trace_service =
+            TraceServiceServer::new(TraceCollector(spans.clone(), headers.clone(), gzipped.clone()))
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -296,6 +465,7 @@ impl Receiver {
                 let incoming = tonic::transport::server::TcpIncoming::from(listener);
                 let _ = server
                     .add_service(service)
+                    .add_service(trace_service)
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stopped.await;
                     })
@@ -305,6 +475,7 @@ impl Receiver {
         Receiver {
             addr,
             received,
+            spans,
             gzipped,
             headers,
             paths: Arc::default(),
@@ -313,7 +484,8 @@ impl Receiver {
         }
     }
 
-    /// An OTLP/HTTP receiver on `addr` at `/v1/metrics`, decoding protobuf (gzip or not).
+    /// An OTLP/HTTP receiver on `addr` at `/v1/metrics` and `/v1/traces`, decoding
+    /// protobuf (gzip or not).
     pub fn http(addr: &str) -> Receiver {
         Self::http_with(addr, None)
     }
@@ -330,10 +502,12 @@ impl Receiver {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let received = Received::default();
+        let spans = ReceivedSpans::default();
         let gzipped: Arc<Mutex<u32>> = Arc::default();
         let (headers, paths) = (Headers::default(), Arc::new(Mutex::new(Vec::new())));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (sink, gz) = (received.clone(), gzipped.clone());
+        let span_sink = spans.clone();
         let (seen, seen_paths) = (headers.clone(), paths.clone());
         let thread = std::thread::spawn(move || {
             runtime().block_on(async move {
@@ -344,18 +518,21 @@ impl Receiver {
                         accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
                     };
                     let (sink, gz) = (sink.clone(), gz.clone());
+                    let span_sink = span_sink.clone();
                     let (seen, seen_paths) = (seen.clone(), seen_paths.clone());
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         let handler = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                             let (sink, gz) = (sink.clone(), gz.clone());
+                            let span_sink = span_sink.clone();
                             seen.push(header_pairs(req.headers()));
                             seen_paths
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
                                 .push(req.uri().path_and_query().map_or_else(String::new, |p| p.to_string()));
                             async move {
-                                let path_ok = req.uri().path() == "/v1/metrics";
+                                let traces = req.uri().path() == "/v1/traces";
+                                let path_ok = traces || req.uri().path() == "/v1/metrics";
                                 let is_proto = req
                                     .headers()
                                     .get("content-type")
@@ -370,19 +547,31 @@ impl Receiver {
                                 } else {
                                     body
                                 };
-                                let decoded = <ExportMetricsServiceRequest as prost::Message>::decode(body);
+                                let (decoded, answer) = if traces {
+                                    let decoded = <ExportTraceServiceRequest as prost::Message>::decode(body)
+                                        .map(|request| {
+                                            if is_proto {
+                                                span_sink.push(request);
+                                            }
+                                        });
+                                    let answer = ExportTraceServiceResponse { partial_success: None };
+                                    (decoded, prost::Message::encode_to_vec(&answer))
+                                } else {
+                                    let decoded = <ExportMetricsServiceRequest as prost::Message>::decode(body);
+                                    let decoded = match (path_ok && is_proto, decoded) {
+                                        (true, Ok(request)) => Ok(sink.push(request)),
+                                        (_, Ok(_)) => Ok(()),
+                                        (_, Err(e)) => Err(e),
+                                    };
+                                    let answer = ExportMetricsServiceResponse { partial_success: None };
+                                    (decoded, prost::Message::encode_to_vec(&answer))
+                                };
                                 let status = match (path_ok, is_proto, decoded) {
-                                    (true, true, Ok(request)) => {
-                                        sink.push(request);
-                                        200
-                                    }
+                                    (true, true, Ok(())) => 200,
                                     (false, _, _) => 404,
                                     _ => 400,
                                 };
-                                let response = ExportMetricsServiceResponse { partial_success: None };
-                                let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
-                                    prost::Message::encode_to_vec(&response),
-                                )));
+                                let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(answer)));
                                 *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
                                 resp.headers_mut().insert("content-type", "application/x-protobuf".parse().expect("ct"));
                                 Ok::<_, std::convert::Infallible>(resp)
@@ -407,6 +596,7 @@ impl Receiver {
         Receiver {
             addr,
             received,
+            spans,
             gzipped,
             headers,
             paths,
