@@ -74,6 +74,9 @@ impl Answer<'_> {
     ) -> Handled {
         self.metrics
             .record_request_duration(outcome, self.started.elapsed());
+        let span = tracing::Span::current();
+        span.record("outcome", outcome.as_str());
+        span.record("http.response.status_code", status);
         let mut headers = vec![(OUTCOME_HEADER, outcome.as_str())];
         headers.extend_from_slice(extra);
         respond(status, body.to_owned(), &headers)
@@ -82,6 +85,7 @@ impl Answer<'_> {
     /// The simulated worker crash: the miss it was, then no answer. (The demo's
     /// crash is in-process, so the handler still records the time it held the request.)
     fn crash(&self) -> Handled {
+        tracing::warn!("simulated worker crash: the connection is dropped without an answer");
         self.metrics
             .record_request_duration(IdempotencyOutcome::Miss, self.started.elapsed());
         Err(DropConnection)

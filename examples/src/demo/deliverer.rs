@@ -109,23 +109,56 @@ impl Deliverer {
     /// Starts delivering `event` in the background.
     pub fn spawn(&self, event: Event) {
         let deliverer = self.clone();
-        tokio::spawn(async move { deliverer.deliver(event).await });
+        // One trace per event: the delivery, its attempts as child spans.
+        let span = tracing::info_span!(
+            "webhook.delivery",
+            event.id = event.id,
+            server.address = %self.routes.hosts[event.endpoint],
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        tokio::spawn(tracing::Instrument::instrument(deliverer.deliver(event), span));
     }
 
     async fn deliver(self, event: Event) {
         let _active = ActiveTaskGuard::new(self.metrics.clone());
         let url = &self.routes.urls[event.endpoint];
+        let delivery = tracing::Span::current();
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.attempt(event, attempt, url).await {
-                Attempt::Delivered => return,
+            delivery.record("attempts", attempt);
+            let span = tracing::info_span!(
+                "webhook.delivery_attempt",
+                attempt,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            );
+            let result = tracing::Instrument::instrument(self.attempt(event, attempt, url), span.clone()).await;
+            span.record(
+                "outcome",
+                match result {
+                    Attempt::Delivered => "delivered",
+                    Attempt::Retry => "retry",
+                    Attempt::GiveUp => "give_up",
+                },
+            );
+            match result {
+                Attempt::Delivered => {
+                    delivery.record("outcome", "delivered");
+                    return;
+                }
                 Attempt::Retry if attempt < MAX_ATTEMPTS => {
                     self.metrics.record_retry(url);
                     self.tally.retries.fetch_add(1, Relaxed);
-                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+                    let backoff_ms = 25_u64 << attempt;
+                    tracing::info!(attempt, backoff_ms, "retrying the delivery");
+                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
                 }
                 _ => break,
             }
         }
+        delivery.record("outcome", "dead_letter");
+        tracing::warn!("delivery dead-lettered");
         self.metrics.record_dead_letter(url);
         self.tally.dead_letters.fetch_add(1, Relaxed);
     }
@@ -152,18 +185,21 @@ impl Deliverer {
         let elapsed = started.elapsed();
         self.tally.latency.record(elapsed);
         let error = |kind: ErrorKind| {
+            tracing::Span::current().record("error.type", kind.as_str());
             self.metrics.record_delivery_error(url, kind, elapsed);
             self.tally.errors.fetch_add(1, Relaxed);
             Attempt::Retry
         };
         match sent {
             Ok(Ok(reply)) if reply.status.is_success() => {
+                tracing::Span::current().record("http.response.status_code", reply.status.as_u16());
                 self.metrics.record_delivery_success(url, elapsed);
                 self.tally.successes.fetch_add(1, Relaxed);
                 Attempt::Delivered
             }
             Ok(Ok(reply)) => {
                 let status = reply.status.as_u16();
+                tracing::Span::current().record("http.response.status_code", status);
                 self.metrics.record_delivery_failure(url, status, elapsed);
                 self.tally.failures.fetch_add(1, Relaxed);
                 if status == 429 || status >= 500 {

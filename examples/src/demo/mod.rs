@@ -85,7 +85,7 @@ impl Demo {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Demo, DemoError> {
         // Checked first so the error names the flag, not the pipeline.
         outcometer::toolkit::Namespace::new(&args.namespace)?;
-        let telemetry = crate::common::telemetry(&args.namespace, "outcometer-demo", &env)?;
+        let (telemetry, tracing) = crate::common::telemetry(&args.namespace, "outcometer-demo", module_path!(), &env)?;
         // The demo shows every instrument, the opt-in histograms included.
         let idempotency = IdempotencyRecorder::builder()
             .scope_prefix_len(args.scope_prefix)
@@ -103,6 +103,7 @@ impl Demo {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("demo")
+            .on_thread_start(crate::common::on_thread_start(tracing))
             .enable_all()
             .build()?;
         let tally = Arc::new(tally::Tally::default());
@@ -134,7 +135,18 @@ impl Demo {
                 next_id: AtomicU64::new(1),
             });
             let handler_api = api.clone();
-            let api_addr = server::serve(move |request| handler_api.clone().handle(request)).await?;
+            let api_addr = server::serve(move |request| {
+                // One span per request; the handler records the idempotency outcome.
+                let span = tracing::info_span!(
+                    "orders.request",
+                    http.request.method = %request.method(),
+                    idempotency_key = request.headers().contains_key("idempotency-key"),
+                    outcome = tracing::field::Empty,
+                    http.response.status_code = tracing::field::Empty,
+                );
+                tracing::Instrument::instrument(handler_api.clone().handle(request), span)
+            })
+            .await?;
             Ok::<_, std::io::Error>((api, api_addr))
         })?;
         Ok(Demo {

@@ -91,7 +91,7 @@ impl GatewayDemo {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<GatewayDemo, GatewayDemoError> {
         // Checked first so the error names the flag, not the pipeline.
         outcometer::toolkit::Namespace::new(&args.namespace)?;
-        let telemetry = crate::common::telemetry(&args.namespace, "outcometer-gateway-demo", &env)?;
+        let (telemetry, tracing) = crate::common::telemetry(&args.namespace, "outcometer-gateway-demo", module_path!(), &env)?;
         let models: Vec<String> = (0..args.models).map(model_name).collect();
         let backend_names: Vec<String> = (0..args.backends).map(|i| format!("gpu-{i}")).collect();
         let recorder = if args.no_metrics {
@@ -110,6 +110,7 @@ impl GatewayDemo {
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("gateway")
+            .on_thread_start(crate::common::on_thread_start(tracing))
             .enable_all()
             .build()?;
         // Long enough for a normal answer, short enough that a stall is a timeout.
@@ -150,7 +151,20 @@ impl GatewayDemo {
             let gateway = Arc::new(router::Gateway::new(metrics, routes, upstreams, timeout));
             tokio::spawn(gateway.clone().check_health(HEALTH_EVERY));
             let handler = gateway.clone();
-            let api_addr = http::serve(move |request| handler.clone().handle(request)).await?;
+            let api_addr = http::serve(move |request| {
+                // One span per gateway request; the router records model, backend and outcome.
+                let span = tracing::info_span!(
+                    "gateway.request",
+                    http.request.method = %request.method(),
+                    url.path = request.uri().path().to_owned(),
+                    model = tracing::field::Empty,
+                    backend = tracing::field::Empty,
+                    error.type = tracing::field::Empty,
+                    http.response.status_code = tracing::field::Empty,
+                );
+                tracing::Instrument::instrument(handler.clone().handle(request), span)
+            })
+            .await?;
             Ok::<_, std::io::Error>((gateway, api_addr))
         })?;
         if let Some(recorder) = &recorder {

@@ -182,6 +182,9 @@ impl Gateway {
         mut headers: Vec<(&str, String)>,
     ) -> Response<Body> {
         self.metrics.record_error(model, kind);
+        let span = tracing::Span::current();
+        span.record("error.type", kind.as_str());
+        span.record("http.response.status_code", status);
         let kind_name = match kind {
             GatewayError::RateLimited => "rate_limit_error",
             GatewayError::InvalidRequest | GatewayError::ModelNotFound => "invalid_request_error",
@@ -259,6 +262,13 @@ impl Gateway {
         };
         let served_name = self.routes[served].name.clone();
         let upstream = &self.upstreams[backend];
+        // Names from the gateway's own tables: bounded.
+        let span = tracing::Span::current();
+        span.record("model", served_name.as_str());
+        span.record("backend", upstream.name.as_str());
+        if served != asked {
+            tracing::info!(requested = %self.routes[asked].name, "served by the fallback model");
+        }
         let mut headers = vec![
             ("x-nexus-model", served_name.clone()),
             ("x-nexus-backend", upstream.name.clone()),

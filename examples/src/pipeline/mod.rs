@@ -187,7 +187,7 @@ impl Pipeline {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Pipeline, PipelineError> {
         // Checked first so the error names the flag, not the pipeline.
         Namespace::new(&args.namespace)?;
-        let telemetry = crate::common::telemetry(&args.namespace, "outcometer-pipeline", &env)?;
+        let (telemetry, tracing) = crate::common::telemetry(&args.namespace, "outcometer-pipeline", module_path!(), &env)?;
         let backend = telemetry.backend();
         let names = AdmissionPolicy::first_k(ADMITTED_NAMES);
         let events = EventProcessingRecorder::builder().build(&backend)?;
@@ -212,6 +212,7 @@ impl Pipeline {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pipeline")
+            .on_thread_start(crate::common::on_thread_start(tracing))
             .enable_all()
             .build()?;
         let tally = Arc::new(tally::Tally::default());

@@ -233,9 +233,22 @@ impl Workers {
     }
 
     async fn process(self: &Arc<Self>, job: Job) {
+        let span = tracing::info_span!(
+            "pipeline.job",
+            event.id = job.event.id,
+            event.kind = job.event.kind.as_str(),
+            queue = job.event.queue,
+            attempt = job.attempt,
+            outcome = tracing::field::Empty,
+        );
+        tracing::Instrument::instrument(self.process_in_span(job), span).await;
+    }
+
+    async fn process_in_span(self: &Arc<Self>, job: Job) {
         let started = Instant::now();
         let guards = (self.events.track_in_flight(), TallyInFlight::new(&self.tally));
-        let attempt = match tokio::spawn(self.clone().handle(job.clone(), guards)).await {
+        let handled = tracing::Instrument::in_current_span(self.clone().handle(job.clone(), guards));
+        let attempt = match tokio::spawn(handled).await {
             Ok(attempt) => attempt,
             Err(error) => {
                 if let Ok(panic) = error.try_into_panic() {
@@ -254,10 +267,21 @@ impl Workers {
         self.events.record(outcome, elapsed);
         self.tally.events[outcome.index()].fetch_add(1, Relaxed);
         self.tally.event_latency.record(elapsed);
+        let span = tracing::Span::current();
         match attempt {
-            Attempt::Done => self.finish(&job, QueueOutcome::Success),
-            Attempt::Failed if job.attempt < MAX_ATTEMPTS => self.retry(job),
-            _ => self.finish(&job, QueueOutcome::DeadLetter),
+            Attempt::Done => {
+                span.record("outcome", "success");
+                self.finish(&job, QueueOutcome::Success)
+            }
+            Attempt::Failed if job.attempt < MAX_ATTEMPTS => {
+                span.record("outcome", "retry");
+                self.retry(job)
+            }
+            _ => {
+                span.record("outcome", "dead_letter");
+                tracing::warn!("job dead-lettered");
+                self.finish(&job, QueueOutcome::DeadLetter)
+            }
         }
     }
 
