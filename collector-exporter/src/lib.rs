@@ -32,12 +32,12 @@ mod pipeline;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod report;
-#[cfg(feature = "traces")]
-mod traces;
 #[cfg(feature = "signal")]
 mod signal;
 #[cfg(feature = "prometheus")]
 pub mod stats;
+#[cfg(feature = "traces")]
+mod traces;
 mod views;
 
 pub use config::{

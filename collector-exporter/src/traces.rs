@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider,
+};
 use opentelemetry_sdk::Resource;
 
 use crate::config::{ResolvedConfig, TraceSampler, TracesExporter};
@@ -93,7 +95,11 @@ impl Traces {
                     _ => "OTLP/HTTP traces",
                 };
                 push_target = Some((name, crate::otlp::display_endpoint(&otlp.endpoint)));
-                builder.with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
+                builder.with_span_processor(
+                    BatchSpanProcessor::builder(exporter)
+                        .with_batch_config(batch)
+                        .build(),
+                )
             }
             #[cfg(not(feature = "otlp"))]
             TracesExporter::Otlp => {
@@ -219,7 +225,10 @@ impl Traces {
 struct ConsoleSpanExporter;
 
 impl opentelemetry_sdk::trace::SpanExporter for ConsoleSpanExporter {
-    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
         use std::fmt::Write as _;
         let mut out = String::new();
         for span in batch {
@@ -228,10 +237,7 @@ impl opentelemetry_sdk::trace::SpanExporter for ConsoleSpanExporter {
                 .iter()
                 .map(|kv| format!("{}={}", kv.key, kv.value))
                 .collect();
-            let took = span
-                .end_time
-                .duration_since(span.start_time)
-                .unwrap_or_default();
+            let took = span.end_time.duration_since(span.start_time).unwrap_or_default();
             let _ = writeln!(
                 out,
                 "span {} trace={} span={} parent={} {took:?} {{{}}} events={}",

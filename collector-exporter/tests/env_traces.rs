@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use outcometer_exporter::{
-    OtlpConfig, OtlpProtocol, ResolvedConfig, SetupError, SpanBatch, Telemetry, TelemetryBuilder, TraceSampler,
-    TracesExporter,
+    OtlpConfig, OtlpProtocol, ResolvedConfig, SetupError, SpanBatch, Telemetry, TelemetryBuilder,
+    TraceSampler, TracesExporter,
 };
 
 fn resolve(pairs: &[(&str, &str)]) -> ResolvedConfig {
@@ -67,10 +67,18 @@ fn row_traces_exporter_otlp_console_none() {
         assert!(c.warnings.is_empty(), "{value}: {:?}", c.warnings);
     }
     let c = resolve(&[("OTEL_SDK_DISABLED", "true")]);
-    assert_eq!(c.traces.exporter, TracesExporter::None, "disabled turns traces off too");
+    assert_eq!(
+        c.traces.exporter,
+        TracesExporter::None,
+        "disabled turns traces off too"
+    );
     let c = resolve(&[("OTEL_TRACES_EXPORTER", "zipkin")]);
     assert_eq!(c.traces.exporter, TracesExporter::Otlp);
-    assert!(warning(&c, "OTEL_TRACES_EXPORTER").contains("`zipkin`"), "{:?}", c.warnings);
+    assert!(
+        warning(&c, "OTEL_TRACES_EXPORTER").contains("`zipkin`"),
+        "{:?}",
+        c.warnings
+    );
     let c = resolve(&[("OTEL_TRACES_EXPORTER", "console,otlp")]);
     assert_eq!(c.traces.exporter, TracesExporter::Console);
     assert!(warning(&c, "OTEL_TRACES_EXPORTER").contains("one traces exporter at a time"));
@@ -93,7 +101,10 @@ fn row_traces_exporter_otlp_console_none() {
 fn row_traces_endpoint_generic_gets_v1_traces_signal_specific_is_used_as_is() {
     for (base, want) in [
         ("http://c:4318", "http://c:4318/v1/traces"),
-        ("http://c:4318/mycollector/", "http://c:4318/mycollector/v1/traces"),
+        (
+            "http://c:4318/mycollector/",
+            "http://c:4318/mycollector/v1/traces",
+        ),
         ("http://c:4318/?tenant=a", "http://c:4318/v1/traces?tenant=a"),
     ] {
         let c = resolve(&[("OTEL_EXPORTER_OTLP_ENDPOINT", base)]);
@@ -156,7 +167,10 @@ fn row_traces_signal_specific_variables_beat_generic() {
     let t = traces_otlp(&c);
     assert_eq!(t.headers["tenant"], "generic");
     assert_eq!(t.timeout, Duration::from_millis(1000));
-    assert_eq!(t.tls.certificate.as_ref().unwrap().path, PathBuf::from("/generic/ca.pem"));
+    assert_eq!(
+        t.tls.certificate.as_ref().unwrap().path,
+        PathBuf::from("/generic/ca.pem")
+    );
 
     let mut all = generic.to_vec();
     all.extend([
@@ -166,7 +180,10 @@ fn row_traces_signal_specific_variables_beat_generic() {
         ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
         ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
         ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces/ca.pem"),
-        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/traces/client.pem"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "/traces/client.pem",
+        ),
         ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/traces/client.key"),
         ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true"),
         // Metrics-specific variables never reach spans.
@@ -177,17 +194,27 @@ fn row_traces_signal_specific_variables_beat_generic() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let t = traces_otlp(&c);
     assert_eq!(t.protocol, OtlpProtocol::Grpc);
-    assert_eq!(t.endpoint, "http://spans:4317", "schemeless, insecure from the traces variable");
+    assert_eq!(
+        t.endpoint, "http://spans:4317",
+        "schemeless, insecure from the traces variable"
+    );
     assert_eq!(t.headers["tenant"], "traces only");
     assert_eq!(t.timeout, Duration::from_millis(2500));
     assert!(t.gzip);
     let path = |f: &Option<outcometer_exporter::config::TlsFile>| f.as_ref().unwrap().path.clone();
     assert_eq!(path(&t.tls.certificate), PathBuf::from("/traces/ca.pem"));
-    assert_eq!(path(&t.tls.client_certificate), PathBuf::from("/traces/client.pem"));
+    assert_eq!(
+        path(&t.tls.client_certificate),
+        PathBuf::from("/traces/client.pem")
+    );
     assert_eq!(path(&t.tls.client_key), PathBuf::from("/traces/client.key"));
     let m = c.otlp.as_ref().unwrap();
     assert_eq!(m.headers["tenant"], "metrics");
-    assert_eq!(m.protocol, OtlpProtocol::HttpProtobuf, "traces variables are for traces only");
+    assert_eq!(
+        m.protocol,
+        OtlpProtocol::HttpProtobuf,
+        "traces variables are for traces only"
+    );
     assert!(!m.gzip);
 }
 
@@ -241,7 +268,11 @@ fn row_traces_sampler_and_arg() {
         ("traceidratio", Some("0.5"), TraceSampler::TraceIdRatio(0.5)),
         ("TraceIdRatio", None, TraceSampler::TraceIdRatio(1.0)),
         ("parentbased_always_on", None, TraceSampler::ParentBasedAlwaysOn),
-        ("parentbased_always_off", Some("0.1"), TraceSampler::ParentBasedAlwaysOff),
+        (
+            "parentbased_always_off",
+            Some("0.1"),
+            TraceSampler::ParentBasedAlwaysOff,
+        ),
         (
             "parentbased_traceidratio",
             Some("0.125"),
@@ -259,7 +290,8 @@ fn row_traces_sampler_and_arg() {
 #[test]
 fn row_traces_bad_values_are_warnings_with_a_fallback() {
     // (variables, the warned variable, what the message says is used instead)
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             &[("OTEL_TRACES_SAMPLER", "jaeger_remote")],
             "OTEL_TRACES_SAMPLER",
@@ -273,9 +305,21 @@ fn row_traces_bad_values_are_warnings_with_a_fallback() {
             "OTEL_TRACES_SAMPLER_ARG",
             "1.0",
         ),
-        (&[("OTEL_BSP_SCHEDULE_DELAY", "0")], "OTEL_BSP_SCHEDULE_DELAY", "5000ms"),
-        (&[("OTEL_BSP_EXPORT_TIMEOUT", "-1")], "OTEL_BSP_EXPORT_TIMEOUT", "30000ms"),
-        (&[("OTEL_BSP_MAX_QUEUE_SIZE", "lots")], "OTEL_BSP_MAX_QUEUE_SIZE", "2048"),
+        (
+            &[("OTEL_BSP_SCHEDULE_DELAY", "0")],
+            "OTEL_BSP_SCHEDULE_DELAY",
+            "5000ms",
+        ),
+        (
+            &[("OTEL_BSP_EXPORT_TIMEOUT", "-1")],
+            "OTEL_BSP_EXPORT_TIMEOUT",
+            "30000ms",
+        ),
+        (
+            &[("OTEL_BSP_MAX_QUEUE_SIZE", "lots")],
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "2048",
+        ),
         (
             &[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0")],
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
@@ -399,9 +443,16 @@ fn row_config_file_leaves_traces_to_code() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("otel.yaml");
     std::fs::write(&path, "file_format: \"1.0\"\n").unwrap();
-    let env = [("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_TRACES_SAMPLER", "always_off")];
+    let env = [
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_TRACES_SAMPLER", "always_off"),
+    ];
     let c = resolve_with(Telemetry::builder().config_file(&path), &env).unwrap();
-    assert_eq!(c.traces.exporter, TracesExporter::None, "the file replaces the variables");
+    assert_eq!(
+        c.traces.exporter,
+        TracesExporter::None,
+        "the file replaces the variables"
+    );
     let c = resolve_with(
         Telemetry::builder()
             .config_file(&path)

@@ -77,7 +77,13 @@ fn names_a_collector(env: &impl Fn(&str) -> Option<String>, names: &[&str]) -> b
 /// endpoint variable names a collector, otherwise nothing (Prometheus is always
 /// added). `OTEL_METRICS_EXPORTER=none` still means no push.
 fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
-    if names_a_collector(env, &["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]) {
+    if names_a_collector(
+        env,
+        &[
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ],
+    ) {
         vec![ExporterKind::Otlp]
     } else {
         Vec::new()
@@ -88,7 +94,13 @@ fn default_push(env: &impl Fn(&str) -> Option<String>) -> Vec<ExporterKind> {
 /// OTLP only when an endpoint variable names a collector, so the quick start
 /// (no collector) does not warn about spans it cannot send.
 fn default_traces(env: &impl Fn(&str) -> Option<String>) -> TracesExporter {
-    if names_a_collector(env, &["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
+    if names_a_collector(
+        env,
+        &[
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ],
+    ) {
         TracesExporter::Otlp
     } else {
         TracesExporter::None

@@ -16,16 +16,16 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as NumberValue;
 use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, Metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
@@ -559,7 +559,10 @@ impl Receiver {
                                 } else {
                                     let decoded = <ExportMetricsServiceRequest as prost::Message>::decode(body);
                                     let decoded = match (path_ok && is_proto, decoded) {
-                                        (true, Ok(request)) => Ok(sink.push(request)),
+                                        (true, Ok(request)) => {
+                                            sink.push(request);
+                                            Ok(())
+                                        }
                                         (_, Ok(_)) => Ok(()),
                                         (_, Err(e)) => Err(e),
                                     };

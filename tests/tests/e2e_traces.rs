@@ -46,7 +46,8 @@ fn demo_spans_arrive_through_rotel() {
     let instance = demo.telemetry().config().resource["service.instance.id"].clone();
     let seen = demo.run(std::future::pending(), |_| {});
     assert!(seen.requests() > 0 && seen.attempts() > 0, "{seen}");
-    demo.shutdown().expect("shutdown flushes metrics and spans to rotel");
+    demo.shutdown()
+        .expect("shutdown flushes metrics and spans to rotel");
 
     let enough = |spans: &[ReceivedSpan]| {
         let count = |name: &str| spans.iter().filter(|s| s.span.name == name).count() as u64;
@@ -65,7 +66,10 @@ fn demo_spans_arrive_through_rotel() {
         collector.output()
     );
 
-    for span in spans.iter().filter(|s| DEMO_SPANS.contains(&s.span.name.as_str())) {
+    for span in spans
+        .iter()
+        .filter(|s| DEMO_SPANS.contains(&s.span.name.as_str()))
+    {
         assert!(
             span.resource.contains(&"service.name=outcometer-demo".to_owned()),
             "{span:?}"
@@ -84,7 +88,9 @@ fn demo_spans_arrive_through_rotel() {
         );
     }
     assert!(
-        requests.iter().any(|r| r.attribute("outcome").as_deref() == Some("miss")),
+        requests
+            .iter()
+            .any(|r| r.attribute("outcome").as_deref() == Some("miss")),
         "misses happen in every run"
     );
     let attempts = backend.spans.named("webhook.delivery_attempt");
@@ -95,7 +101,9 @@ fn demo_spans_arrive_through_rotel() {
             .find(|d| d.span.span_id == attempt.span.parent_span_id)
             .unwrap_or_else(|| panic!("every attempt is a child of its delivery: {attempt:?}"));
         assert_eq!(parent.span.trace_id, attempt.span.trace_id);
-        let outcome = attempt.attribute("outcome").expect("each attempt records its outcome");
+        let outcome = attempt
+            .attribute("outcome")
+            .expect("each attempt records its outcome");
         assert!(
             ["delivered", "retry", "give_up"].contains(&outcome.as_str()),
             "{outcome}"
@@ -119,7 +127,10 @@ fn demo_spans_arrive_through_rotel() {
             .iter()
             .filter(|a| a.span.parent_span_id == delivery.span.span_id)
             .count();
-        assert!(children > retries, "{retries} retries, {children} attempts: {delivery:?}");
+        assert!(
+            children > retries,
+            "{retries} retries, {children} attempts: {delivery:?}"
+        );
     }
 
     // The SDK's own outcome events (`outcometer::<family>`) ride in the demo's spans.

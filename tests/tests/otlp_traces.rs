@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TraceContextExt as _;
 use outcometer::{IdempotencyMetrics, IdempotencyRecorder, UserScope};
-use outcometer_exporter::{ExporterKind, OtlpProtocol, SetupError, Telemetry, TelemetryBuilder, TracesExporter};
+use outcometer_exporter::{
+    ExporterKind, OtlpProtocol, SetupError, Telemetry, TelemetryBuilder, TracesExporter,
+};
 use outcometer_tests::{HungReceiver, ReceivedSpan, Receiver};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -73,7 +75,10 @@ fn spans_arrive_on_shutdown(protocol: OtlpProtocol) {
     assert_eq!(attempt.attribute("attempt").as_deref(), Some("2"));
     assert_eq!(request.attribute("outcome").as_deref(), Some("hit"));
     assert_eq!(request.span.trace_id, attempt.span.trace_id, "one trace");
-    assert_eq!(request.span.parent_span_id, attempt.span.span_id, "the child's parent");
+    assert_eq!(
+        request.span.parent_span_id, attempt.span.span_id,
+        "the child's parent"
+    );
     assert!(attempt.span.parent_span_id.is_empty(), "a root span");
     let events = attempt.events();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -84,8 +89,15 @@ fn spans_arrive_on_shutdown(protocol: OtlpProtocol) {
     assert_eq!(events[0].0, "retrying");
     assert!(events[0].1.contains(&"retry_in_ms=200".to_owned()), "{events:?}");
     for span in [&attempt, &request] {
-        assert!(span.resource.contains(&"service.name=traces-test".to_owned()), "{span:?}");
-        assert!(span.resource.contains(&"service.instance.id=instance-7".to_owned()), "{span:?}");
+        assert!(
+            span.resource.contains(&"service.name=traces-test".to_owned()),
+            "{span:?}"
+        );
+        assert!(
+            span.resource
+                .contains(&"service.instance.id=instance-7".to_owned()),
+            "{span:?}"
+        );
         assert!(span.span.end_time_unix_nano >= span.span.start_time_unix_nano);
     }
     assert_eq!(
@@ -121,10 +133,16 @@ fn traces_variables_reach_the_wire_with_gzip_headers_and_their_own_endpoint() {
     let env = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", metrics.addr)),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("http://{}", traces.addr)),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("http://{}", traces.addr),
+        ),
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc".to_owned()),
         ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip".to_owned()),
-        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=blue%20team".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "x-tenant=blue%20team".to_owned(),
+        ),
         ("OTEL_METRICS_EXPORTER", "otlp".to_owned()),
         ("OTEL_TRACES_EXPORTER", "otlp".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
@@ -143,11 +161,18 @@ fn traces_variables_reach_the_wire_with_gzip_headers_and_their_own_endpoint() {
         "spans within the schedule delay: {:?}",
         traces.spans.spans()
     );
-    assert_eq!(*traces.gzipped.lock().unwrap(), 1, "gzip from the traces variable");
+    assert_eq!(
+        *traces.gzipped.lock().unwrap(),
+        1,
+        "gzip from the traces variable"
+    );
     assert_eq!(traces.headers.last("x-tenant"), ["blue team"]);
     telemetry.shutdown().expect("shutdown");
     assert!(metrics.spans.spans().is_empty(), "spans go to their own endpoint");
-    assert!(!metrics.received.requests().is_empty(), "metrics to the generic one");
+    assert!(
+        !metrics.received.requests().is_empty(),
+        "metrics to the generic one"
+    );
 }
 
 #[test]
@@ -162,7 +187,10 @@ fn the_active_span_is_the_current_opentelemetry_context() {
         let inside = tracing::info_span!("job").in_scope(valid);
         (inside, valid())
     });
-    assert!(inside, "exemplars read the active span through the OpenTelemetry context");
+    assert!(
+        inside,
+        "exemplars read the active span through the OpenTelemetry context"
+    );
     assert!(!outside);
     telemetry.shutdown().expect("shutdown");
 }
@@ -217,11 +245,11 @@ fn shutdown_is_bounded(protocol: OtlpProtocol) -> Duration {
         OtlpProtocol::Grpc => "OTLP/gRPC traces",
         OtlpProtocol::HttpProtobuf => "OTLP/HTTP traces",
     };
+    assert!(export.failures.iter().any(|f| f.exporter == name), "{message}");
     assert!(
-        export.failures.iter().any(|f| f.exporter == name),
+        message.contains("/v1/traces") || protocol == OtlpProtocol::Grpc,
         "{message}"
     );
-    assert!(message.contains("/v1/traces") || protocol == OtlpProtocol::Grpc, "{message}");
     assert!(message.contains(&hung.addr.to_string()), "{message}");
     assert!(
         took < Duration::from_millis(1500),
@@ -252,8 +280,6 @@ fn shutdown_async_flushes_spans() {
         .enable_all()
         .build()
         .unwrap();
-    runtime
-        .block_on(telemetry.shutdown_async())
-        .expect("flushed");
+    runtime.block_on(telemetry.shutdown_async()).expect("flushed");
     assert_eq!(receiver.spans.spans().len(), 2);
 }

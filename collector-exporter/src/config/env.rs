@@ -284,7 +284,11 @@ impl<'a> EnvReader<'a> {
         }
 
         layer.headers = self.headers(vars.headers);
-        layer.timeout = self.millis(&[vars.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT"], true, DEFAULT_OTLP_TIMEOUT);
+        layer.timeout = self.millis(
+            &[vars.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT"],
+            true,
+            DEFAULT_OTLP_TIMEOUT,
+        );
         layer.gzip = self.pick(
             &[vars.compression, "OTEL_EXPORTER_OTLP_COMPRESSION"],
             |v| match v.to_ascii_lowercase().as_str() {
@@ -390,7 +394,10 @@ impl<'a> EnvReader<'a> {
             }
         }
         if chosen.is_none() {
-            self.warn(VAR, format!("{VAR}={value:?} names no usable exporter; using the default instead"));
+            self.warn(
+                VAR,
+                format!("{VAR}={value:?} names no usable exporter; using the default instead"),
+            );
         }
         chosen
     }
@@ -415,11 +422,17 @@ impl<'a> EnvReader<'a> {
             |v| {
                 let name = v.to_ascii_lowercase();
                 match name.as_str() {
-                    "always_on" | "always_off" | "traceidratio" | "parentbased_always_on"
-                    | "parentbased_always_off" | "parentbased_traceidratio" => Ok(name),
-                    _ => Err("not a sampler this SDK supports (always_on, always_off, traceidratio, \
+                    "always_on"
+                    | "always_off"
+                    | "traceidratio"
+                    | "parentbased_always_on"
+                    | "parentbased_always_off"
+                    | "parentbased_traceidratio" => Ok(name),
+                    _ => Err(
+                        "not a sampler this SDK supports (always_on, always_off, traceidratio, \
                               parentbased_always_on, parentbased_always_off, parentbased_traceidratio)"
-                        .into()),
+                            .into(),
+                    ),
                 }
             },
             String::clone,

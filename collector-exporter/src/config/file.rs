@@ -20,7 +20,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::env::{key_value_list, parse_temporality, percent_decode};
 use super::{
-    endpoint_url, valid_header, valid_host, EndpointKind, ExporterKind, Layer, Origin, OtlpLayer,
+    endpoint_url_for, valid_header, valid_host, EndpointKind, ExporterKind, Layer, Origin, OtlpLayer,
     OtlpProtocol, TlsFile, TlsFiles, HEADER_RULE,
 };
 use crate::error::SetupError;
@@ -431,11 +431,12 @@ fn otlp(value: &Value, path: &str, protocol: OtlpProtocol, out: &mut OtlpLayer) 
         out.insecure = boolean(get(tls, "insecure"), &join(path, "tls.insecure"))?;
     }
     if let Some(endpoint) = text(get(map, "endpoint"), &join(path, "endpoint"))? {
-        endpoint_url(
+        endpoint_url_for(
             &endpoint,
             EndpointKind::AsIs,
             protocol,
             out.insecure.unwrap_or(false),
+            "v1/metrics",
         )
         .map_err(|expected| format!("`{path}.endpoint` is invalid: expected {expected}"))?;
         out.endpoint = Some((endpoint, EndpointKind::AsIs, Origin::File(join(path, "endpoint"))));

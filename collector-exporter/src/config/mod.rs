@@ -587,16 +587,6 @@ impl SignalVars {
     }
 }
 
-/// What an OTLP endpoint must look like; `Ok` is the URL metrics go to.
-pub(crate) fn endpoint_url(
-    raw: &str,
-    kind: EndpointKind,
-    protocol: OtlpProtocol,
-    insecure: bool,
-) -> Result<String, &'static str> {
-    endpoint_url_for(raw, kind, protocol, insecure, METRICS_VARS.path)
-}
-
 /// What an OTLP endpoint must look like; `Ok` is the URL requests go to, a base
 /// URL getting `signal_path` over HTTP.
 pub(crate) fn endpoint_url_for(
@@ -873,7 +863,11 @@ fn resolve(b: &TelemetryBuilder, env: &dyn Fn(&str) -> Option<String>) -> Result
     })
 }
 
-fn resolve_traces(b: &TelemetryBuilder, source: &Source<'_>, disabled: bool) -> Result<TracesConfig, SetupError> {
+fn resolve_traces(
+    b: &TelemetryBuilder,
+    source: &Source<'_>,
+    disabled: bool,
+) -> Result<TracesConfig, SetupError> {
     let env = match source {
         Source::Env(env) => Some(env),
         Source::File(..) => None,
@@ -889,8 +883,14 @@ fn resolve_traces(b: &TelemetryBuilder, source: &Source<'_>, disabled: bool) -> 
         (None, None) => TracesExporter::None,
     };
     let sampler = match b.traces_sampler {
-        Some(TraceSampler::TraceIdRatio(r) | TraceSampler::ParentBasedTraceIdRatio(r)) if !(0.0..=1.0).contains(&r) => {
-            return Err(invalid_code("traces_sampler", format!("{r}"), "a ratio from 0.0 to 1.0"))
+        Some(TraceSampler::TraceIdRatio(r) | TraceSampler::ParentBasedTraceIdRatio(r))
+            if !(0.0..=1.0).contains(&r) =>
+        {
+            return Err(invalid_code(
+                "traces_sampler",
+                format!("{r}"),
+                "a ratio from 0.0 to 1.0",
+            ))
         }
         Some(sampler) => sampler,
         None => env
@@ -917,27 +917,29 @@ fn resolve_traces(b: &TelemetryBuilder, source: &Source<'_>, disabled: bool) -> 
     let max_queue_size = positive(b.span_batch_max_queue_size, "span_batch_max_queue_size")?
         .or(from_env.max_queue_size)
         .unwrap_or(defaults.max_queue_size);
-    let max_export_batch_size =
-        match positive(b.span_batch_max_export_batch_size, "span_batch_max_export_batch_size")? {
+    let max_export_batch_size = match positive(
+        b.span_batch_max_export_batch_size,
+        "span_batch_max_export_batch_size",
+    )? {
+        Some(n) if n > max_queue_size => {
+            return Err(invalid_code(
+                "span_batch_max_export_batch_size",
+                n.to_string(),
+                "at most the queue size (span_batch_max_queue_size, default 2048)",
+            ))
+        }
+        Some(n) => n,
+        None => match from_env.max_export_batch_size {
             Some(n) if n > max_queue_size => {
-                return Err(invalid_code(
-                    "span_batch_max_export_batch_size",
-                    n.to_string(),
-                    "at most the queue size (span_batch_max_queue_size, default 2048)",
-                ))
+                if let Some(env) = env {
+                    env.batch_larger_than_queue(n, max_queue_size);
+                }
+                max_queue_size
             }
             Some(n) => n,
-            None => match from_env.max_export_batch_size {
-                Some(n) if n > max_queue_size => {
-                    if let Some(env) = env {
-                        env.batch_larger_than_queue(n, max_queue_size);
-                    }
-                    max_queue_size
-                }
-                Some(n) => n,
-                None => defaults.max_export_batch_size.min(max_queue_size),
-            },
-        };
+            None => defaults.max_export_batch_size.min(max_queue_size),
+        },
+    };
     let batch = SpanBatch {
         schedule_delay,
         export_timeout: b
@@ -965,7 +967,11 @@ pub(crate) fn valid_host(host: &str) -> bool {
     !host.is_empty() && !host.contains(['/', ' ', '@', '?', '#'])
 }
 
-fn resolve_otlp(b: &TelemetryBuilder, vars: &SignalVars, layer: &OtlpLayer) -> Result<OtlpConfig, SetupError> {
+fn resolve_otlp(
+    b: &TelemetryBuilder,
+    vars: &SignalVars,
+    layer: &OtlpLayer,
+) -> Result<OtlpConfig, SetupError> {
     let protocol = b
         .otlp_protocol
         .or(layer.protocol)
@@ -1060,7 +1066,7 @@ mod tests {
 
     #[test]
     fn base_urls_get_v1_metrics_and_keep_their_query() {
-        let http = |raw, kind| endpoint_url(raw, kind, OtlpProtocol::HttpProtobuf, false);
+        let http = |raw, kind| endpoint_url_for(raw, kind, OtlpProtocol::HttpProtobuf, false, "v1/metrics");
         use EndpointKind::{AsIs, Base};
         assert_eq!(http("http://c:4318", Base).unwrap(), "http://c:4318/v1/metrics");
         assert_eq!(http("http://c:4318/", Base).unwrap(), "http://c:4318/v1/metrics");
@@ -1094,7 +1100,15 @@ mod tests {
 
     #[test]
     fn schemeless_grpc_endpoints_follow_insecure() {
-        let grpc = |raw, insecure| endpoint_url(raw, EndpointKind::Base, OtlpProtocol::Grpc, insecure);
+        let grpc = |raw, insecure| {
+            endpoint_url_for(
+                raw,
+                EndpointKind::Base,
+                OtlpProtocol::Grpc,
+                insecure,
+                "v1/metrics",
+            )
+        };
         assert_eq!(grpc("collector:4317", true).unwrap(), "http://collector:4317");
         assert_eq!(grpc("collector:4317", false).unwrap(), "https://collector:4317");
         assert_eq!(

@@ -59,7 +59,11 @@ impl Client {
         })
     }
 
-    pub(crate) async fn send<R: OtlpRequest>(&self, request: &R, budget: Option<Duration>) -> Result<(), Failure> {
+    pub(crate) async fn send<R: OtlpRequest>(
+        &self,
+        request: &R,
+        budget: Option<Duration>,
+    ) -> Result<(), Failure> {
         let mut call = tonic::Request::new(request.clone());
         *call.metadata_mut() = self.metadata.clone();
         if let Some(budget) = budget {

@@ -76,7 +76,11 @@ impl Client {
         })
     }
 
-    pub(crate) async fn send<R: OtlpRequest>(&self, request: &R, budget: Option<Duration>) -> Result<(), Failure> {
+    pub(crate) async fn send<R: OtlpRequest>(
+        &self,
+        request: &R,
+        budget: Option<Duration>,
+    ) -> Result<(), Failure> {
         let body = request.encode_to_vec();
         if body.len() > MAX_REQUEST_BYTES {
             return Err(Failure {

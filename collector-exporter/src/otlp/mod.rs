@@ -45,7 +45,7 @@ macro_rules! grpc_client {
         }
     }};
 }
-#[cfg(feature = "otlp-grpc")]
+#[cfg(all(feature = "otlp-grpc", feature = "traces"))]
 pub(crate) use grpc_client;
 
 #[cfg(feature = "otlp-grpc")]
@@ -171,6 +171,7 @@ pub(crate) struct Target {
 
 /// Which signal an exporter sends: it names the data in messages and decides
 /// what a failed export costs.
+#[cfg(feature = "otlp")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Signal {
     Metrics,
@@ -178,6 +179,7 @@ pub(crate) enum Signal {
     Traces,
 }
 
+#[cfg(feature = "otlp")]
 impl Signal {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -256,7 +258,9 @@ impl OtlpRequest for ExportMetricsServiceRequest {
         call: tonic::Request<Self>,
     ) -> Result<tonic::Response<Self::Response>, tonic::Status> {
         use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-        grpc_client!(MetricsServiceClient::new(channel), gzip).export(call).await
+        grpc_client!(MetricsServiceClient::new(channel), gzip)
+            .export(call)
+            .await
     }
 }
 

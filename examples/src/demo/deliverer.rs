@@ -133,7 +133,8 @@ impl Deliverer {
                 error.type = tracing::field::Empty,
                 outcome = tracing::field::Empty,
             );
-            let result = tracing::Instrument::instrument(self.attempt(event, attempt, url), span.clone()).await;
+            let result =
+                tracing::Instrument::instrument(self.attempt(event, attempt, url), span.clone()).await;
             span.record(
                 "outcome",
                 match result {

@@ -85,7 +85,8 @@ impl Demo {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Demo, DemoError> {
         // Checked first so the error names the flag, not the pipeline.
         outcometer::toolkit::Namespace::new(&args.namespace)?;
-        let (telemetry, tracing) = crate::common::telemetry(&args.namespace, "outcometer-demo", module_path!(), &env)?;
+        let (telemetry, tracing) =
+            crate::common::telemetry(&args.namespace, "outcometer-demo", module_path!(), &env)?;
         // The demo shows every instrument, the opt-in histograms included.
         let idempotency = IdempotencyRecorder::builder()
             .scope_prefix_len(args.scope_prefix)

@@ -91,7 +91,8 @@ impl GatewayDemo {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<GatewayDemo, GatewayDemoError> {
         // Checked first so the error names the flag, not the pipeline.
         outcometer::toolkit::Namespace::new(&args.namespace)?;
-        let (telemetry, tracing) = crate::common::telemetry(&args.namespace, "outcometer-gateway-demo", module_path!(), &env)?;
+        let (telemetry, tracing) =
+            crate::common::telemetry(&args.namespace, "outcometer-gateway-demo", module_path!(), &env)?;
         let models: Vec<String> = (0..args.models).map(model_name).collect();
         let backend_names: Vec<String> = (0..args.backends).map(|i| format!("gpu-{i}")).collect();
         let recorder = if args.no_metrics {

@@ -187,7 +187,8 @@ impl Pipeline {
     pub fn start(args: Args, env: impl Fn(&str) -> Option<String>) -> Result<Pipeline, PipelineError> {
         // Checked first so the error names the flag, not the pipeline.
         Namespace::new(&args.namespace)?;
-        let (telemetry, tracing) = crate::common::telemetry(&args.namespace, "outcometer-pipeline", module_path!(), &env)?;
+        let (telemetry, tracing) =
+            crate::common::telemetry(&args.namespace, "outcometer-pipeline", module_path!(), &env)?;
         let backend = telemetry.backend();
         let names = AdmissionPolicy::first_k(ADMITTED_NAMES);
         let events = EventProcessingRecorder::builder().build(&backend)?;
