@@ -1,4 +1,5 @@
-//! The `demo` binary as a user runs it: flags, exit codes, summaries, Ctrl-C.
+//! The `demo` binary as a user runs it: flags, exit codes, summaries, Ctrl-C,
+//! and SIGTERM flushing both signals to a collector.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -127,6 +128,50 @@ fn sigterm_stops_early_with_a_flush_too() {
     assert!(
         rest.contains("SIGTERM") && rest.contains("flushed and shut down"),
         "{rest}"
+    );
+}
+
+#[test]
+fn sigterm_flushes_the_spans_and_the_metrics_to_the_collector() {
+    let receiver = outcometer_tests::Receiver::http("127.0.0.1:0");
+    let mut child = demo()
+        .args(["--duration", "600", "--rate", "50"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", receiver.addr))
+        .env_remove("OTEL_TRACES_EXPORTER")
+        // Nothing is sent before the signal: what arrives, its shutdown flushed.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "600000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(banner.starts_with("outcometer demo:"), "{banner}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(receiver.spans.spans().is_empty(), "nothing before the signal");
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().expect("demo exits").success(), "{rest:?}");
+    let requests = receiver.spans.named("orders.request");
+    assert!(!requests.is_empty(), "the request spans were flushed: {rest:?}");
+    assert!(
+        requests[0]
+            .resource
+            .contains(&"service.name=outcometer-demo".to_owned()),
+        "{:?}",
+        requests[0].resource
+    );
+    assert!(
+        !receiver.spans.named("webhook.delivery_attempt").is_empty(),
+        "and the delivery attempts"
+    );
+    assert!(
+        receiver.received.latest("demo.idempotency.requests").is_some(),
+        "the metrics too"
     );
 }
 
