@@ -221,6 +221,17 @@ impl Telemetry {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// In a program, as the process's subscriber:
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    /// use tracing_subscriber::util::SubscriberInitExt as _;
+    ///
+    /// let telemetry = outcometer_exporter::Telemetry::from_env()?;
+    /// tracing_subscriber::registry().with(telemetry.tracing_layer()).init();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// With `OTEL_TRACES_EXPORTER=none` (or `disabled`) it is a layer that does
     /// nothing, so the subscriber's type does not depend on the configuration.
     /// While a span is entered its OpenTelemetry context is the current one.
