@@ -126,15 +126,17 @@ impl Traces {
         &self.provider
     }
 
-    pub(crate) fn layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>
+    pub(crate) fn layer<S>(&self) -> impl tracing_subscriber::Layer<S> + 'static
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
+        use tracing_subscriber::Layer as _;
         // Context activation is tracing-opentelemetry's default; said here so no
         // one turns it off by accident (exemplars read the active span).
         tracing_opentelemetry::layer()
             .with_tracer(self.tracer.clone())
             .with_context_activation(true)
+            .with_filter(NotSuppressed)
     }
 
     /// Starts `operation` on a thread of its own, its exports stopping a little
@@ -217,6 +219,24 @@ impl Traces {
     /// Spans exported and failed exports, for [`crate::Telemetry::trace_export_health`].
     pub(crate) fn health(&self) -> &ExportHealth {
         &self.health
+    }
+}
+
+/// Leaves out spans and events begun where OpenTelemetry telemetry is suppressed:
+/// the exporters' own threads (the batch span processor's, the OTLP runtime's).
+/// The SDK's tracer already drops spans whose parent context is suppressed, but
+/// tracing-opentelemetry gives an explicit root span (`parent: None`, as h2 opens
+/// its `Connection` span) a fresh context, and everything under it was exported:
+/// sending spans made more spans. Decided per span, never cached per callsite.
+struct NotSuppressed;
+
+impl<S> tracing_subscriber::layer::Filter<S> for NotSuppressed {
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        !opentelemetry::Context::is_current_telemetry_suppressed()
+    }
+
+    fn callsite_enabled(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
     }
 }
 

@@ -422,9 +422,17 @@ impl Drop for Receiver {
     }
 }
 
+/// The receivers' runtime. Its threads trace nothing: a test that installs the
+/// layer as the process's subscriber must see the exporter's spans, not the
+/// receiver's own (h2, hyper).
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(|| {
+            std::mem::forget(tracing::subscriber::set_default(
+                tracing::subscriber::NoSubscriber::default(),
+            ))
+        })
         .enable_all()
         .build()
         .expect("runtime")

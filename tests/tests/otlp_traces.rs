@@ -283,3 +283,65 @@ fn shutdown_async_flushes_spans() {
     runtime.block_on(telemetry.shutdown_async()).expect("flushed");
     assert_eq!(receiver.spans.spans().len(), 2);
 }
+
+/// Run in a child process whose real environment sets the traces variables
+/// against the code: `build_with_env(|_| None)` reads none of them, and neither do
+/// the SDK's batch processor (which reads `OTEL_BSP_*` itself) nor the transports.
+#[test]
+fn traces_are_hermetic_in_a_conflicting_process_environment() {
+    const CONFLICTING: &[(&str, &str)] = &[
+        ("OTEL_TRACES_EXPORTER", "none"),
+        ("OTEL_TRACES_SAMPLER", "always_off"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "1"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "1"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "1"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:9/env"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-from-env=1"),
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1"),
+    ];
+    if std::env::var_os("OUTCOMETER_HERMETIC_TRACES_CHILD").is_some() {
+        let receiver = Receiver::http("127.0.0.1:0");
+        let telemetry = pipeline(OtlpProtocol::HttpProtobuf, format!("http://{}", receiver.addr))
+            .build_with_env(|_| None)
+            .expect("pipeline");
+        work(&telemetry);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(receiver.spans.spans().is_empty(), "not the variable's 1 ms delay");
+        telemetry.shutdown().expect("shutdown");
+        assert_eq!(
+            receiver.spans.spans().len(),
+            2,
+            "sampled, and not the variable's queue of 1"
+        );
+        assert_eq!(
+            receiver.spans.requests().len(),
+            1,
+            "not the variable's batches of 1"
+        );
+        assert!(receiver.headers.last("x-from-env").is_empty());
+        assert_eq!(*receiver.gzipped.lock().unwrap(), 0);
+        return;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    child
+        .args([
+            "traces_are_hermetic_in_a_conflicting_process_environment",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("OUTCOMETER_HERMETIC_TRACES_CHILD", "1");
+    for (k, v) in CONFLICTING {
+        child.env(k, v);
+    }
+    let out = child.output().expect("child test runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

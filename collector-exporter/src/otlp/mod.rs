@@ -149,6 +149,16 @@ mod tests {
     }
 
     #[test]
+    fn the_runtime_threads_suppress_telemetry() {
+        let runtime = Runtime::new().unwrap();
+        let rt = runtime.0.as_ref().unwrap();
+        let on_worker = rt
+            .block_on(rt.spawn(async { opentelemetry::Context::is_current_telemetry_suppressed() }))
+            .unwrap();
+        assert!(on_worker);
+    }
+
+    #[test]
     fn limits_combine_with_zero_as_none() {
         let s = Duration::from_secs;
         assert_eq!(combined_limit(s(10), s(30)), Some(s(10)));
