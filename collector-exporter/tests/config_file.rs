@@ -58,6 +58,16 @@ fn row_config_file_the_sample_resolves_with_its_defaults() {
     assert_eq!(c.export_timeout, Duration::from_secs(30));
     assert_eq!(c.prometheus_address.as_deref(), Some("localhost:9464"));
     assert_eq!(c.cardinality_limits, [("*".to_owned(), 2000)]);
+    assert_eq!(c.traces.exporter, outcometer_exporter::TracesExporter::Otlp);
+    assert_eq!(
+        c.traces.sampler,
+        outcometer_exporter::TraceSampler::ParentBasedAlwaysOn
+    );
+    assert_eq!(c.traces.batch, outcometer_exporter::SpanBatch::default());
+    let t = c.traces.otlp.as_ref().unwrap();
+    assert_eq!(t.endpoint, "http://localhost:4318/v1/traces");
+    assert_eq!(t.headers["x-tenant"], "blue");
+    assert!(t.gzip);
 }
 
 #[test]
@@ -148,7 +158,11 @@ fn row_config_file_unknown_keys_and_bad_values_are_errors_naming_them() {
         )
     };
     let cases: Vec<(String, &str)> = vec![
-        ("file_format: '1.0'\ntracer_provider: {}\n".into(), "`tracer_provider` is not a key"),
+        ("file_format: '1.0'\nlogger_provider: {}\n".into(), "`logger_provider` is not a key"),
+        (
+            "file_format: '1.0'\ntracer_provider:\n  limits: {}\n".into(),
+            "`tracer_provider.limits` is not a key",
+        ),
         ("disabled: true\n".into(), "`file_format` is required"),
         ("file_format: '2.0'\n".into(), "not supported (1.x is)"),
         ("file_format: '1.0'\ndisabled: maybe\n".into(), "`disabled`"),

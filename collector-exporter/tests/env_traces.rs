@@ -437,12 +437,17 @@ fn row_traces_bad_code_values_are_setup_errors() {
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
-#[test]
-fn row_config_file_leaves_traces_to_code() {
+fn config_file(name: &str, yaml: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("outcometer-env-traces-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("otel.yaml");
-    std::fs::write(&path, "file_format: \"1.0\"\n").unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn row_config_file_without_tracer_provider_leaves_traces_to_code() {
+    let path = config_file("no-traces.yaml", "file_format: \"1.0\"\n");
     let env = [
         ("OTEL_TRACES_EXPORTER", "otlp"),
         ("OTEL_TRACES_SAMPLER", "always_off"),
@@ -463,5 +468,117 @@ fn row_config_file_leaves_traces_to_code() {
     assert_eq!(c.traces.exporter, TracesExporter::Otlp, "code still wins");
     assert_eq!(c.traces.sampler, TraceSampler::ParentBasedAlwaysOn);
     assert_eq!(traces_otlp(&c).endpoint, "http://localhost:4318/v1/traces");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn row_config_file_tracer_provider_subset() {
+    let path = config_file(
+        "traces.yaml",
+        r#"file_format: "1.0"
+meter_provider:
+  readers:
+    - periodic:
+        exporter:
+          otlp_http:
+            endpoint: http://metrics:4318/v1/metrics
+tracer_provider:
+  processors:
+    - batch:
+        schedule_delay: 250
+        export_timeout: 0
+        max_queue_size: 64
+        max_export_batch_size: 16
+        exporter:
+          otlp_grpc:
+            endpoint: http://spans:4317
+            compression: gzip
+            timeout: 2500
+            headers:
+              - name: x-tenant
+                value: ${TENANT:-blue}
+  sampler:
+    parent_based:
+      root:
+        trace_id_ratio_based:
+          ratio: 0.25
+"#,
+    );
+    let env = [("OTEL_BSP_SCHEDULE_DELAY", "1"), ("OTEL_TRACES_EXPORTER", "none")];
+    let c = resolve_with(Telemetry::builder().config_file(&path), &env).unwrap();
+    assert_eq!(c.traces.exporter, TracesExporter::Otlp);
+    assert_eq!(c.traces.sampler, TraceSampler::ParentBasedTraceIdRatio(0.25));
+    assert_eq!(c.traces.batch.schedule_delay, Duration::from_millis(250));
+    assert_eq!(c.traces.batch.export_timeout, Duration::ZERO);
+    assert_eq!(c.traces.batch.max_queue_size, 64);
+    assert_eq!(c.traces.batch.max_export_batch_size, 16);
+    let t = traces_otlp(&c);
+    assert_eq!(t.endpoint, "http://spans:4317");
+    assert_eq!(t.protocol, OtlpProtocol::Grpc);
+    assert!(t.gzip);
+    assert_eq!(t.timeout, Duration::from_millis(2500));
+    assert_eq!(t.headers["x-tenant"], "blue");
+    assert_eq!(
+        c.otlp.as_ref().unwrap().endpoint,
+        "http://metrics:4318/v1/metrics"
+    );
+    assert_eq!(c.otlp.as_ref().unwrap().protocol, OtlpProtocol::HttpProtobuf);
+    // Code still wins over the file.
+    let c = resolve_with(
+        Telemetry::builder()
+            .config_file(&path)
+            .traces_sampler(TraceSampler::AlwaysOn)
+            .span_batch_max_queue_size(100_usize),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(c.traces.sampler, TraceSampler::AlwaysOn);
+    assert_eq!(c.traces.batch.max_queue_size, 100);
+
+    for (yaml, message) in [
+        (
+            "tracer_provider:\n  processors:\n    - simple:\n        exporter:\n          console: {}\n",
+            "`tracer_provider.processors[0].simple` is not a key",
+        ),
+        (
+            "tracer_provider:\n  processors:\n    - batch:\n        exporter:\n          zipkin: {}\n",
+            "`tracer_provider.processors[0].batch.exporter.zipkin`",
+        ),
+        (
+            "tracer_provider:\n  processors:\n    - batch:\n        max_queue_size: 0\n        exporter:\n          console: {}\n",
+            "max_queue_size` must be positive",
+        ),
+        (
+            "tracer_provider:\n  processors:\n    - batch:\n        max_queue_size: 10\n        max_export_batch_size: 20\n        exporter:\n          console: {}\n",
+            "more than the queue size (10)",
+        ),
+        (
+            "tracer_provider:\n  processors:\n    - batch:\n        exporter:\n          otlp_http:\n            temporality_preference: delta\n",
+            "temporality_preference` is not a key",
+        ),
+        (
+            "tracer_provider:\n  sampler:\n    trace_id_ratio_based:\n      ratio: 2\n",
+            "is not a ratio from 0.0 to 1.0",
+        ),
+        (
+            "tracer_provider:\n  sampler:\n    parent_based:\n      remote_parent_sampled:\n        always_off: {}\n",
+            "`tracer_provider.sampler.parent_based.remote_parent_sampled` is not a key",
+        ),
+        (
+            "tracer_provider:\n  sampler:\n    jaeger_remote: {}\n",
+            "`tracer_provider.sampler.jaeger_remote` is not a key",
+        ),
+    ] {
+        let path = config_file("bad.yaml", &format!("file_format: \"1.0\"\n{yaml}"));
+        let err = resolve_with(Telemetry::builder().config_file(&path), &[]).unwrap_err();
+        assert!(matches!(err, SetupError::ConfigFile { .. }), "{err:?}");
+        assert!(err.to_string().contains(message), "{yaml}: {err}");
+    }
+    let path = config_file(
+        "console.yaml",
+        "file_format: \"1.0\"\ntracer_provider:\n  processors:\n    - batch:\n        exporter:\n          console: {}\n  sampler:\n    always_off: {}\n",
+    );
+    let c = resolve_with(Telemetry::builder().config_file(&path), &[]).unwrap();
+    assert_eq!(c.traces.exporter, TracesExporter::Console);
+    assert_eq!(c.traces.sampler, TraceSampler::AlwaysOff);
+    assert!(c.traces.otlp.is_none());
 }

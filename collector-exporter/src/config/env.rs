@@ -508,8 +508,8 @@ impl<'a> EnvReader<'a> {
     }
 }
 
-/// `OTEL_BSP_*` as the environment gave them.
-#[derive(Default)]
+/// `OTEL_BSP_*` as the environment gave them (or the file's batch processor).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct SpanBatchLayer {
     pub(crate) schedule_delay: Option<Duration>,
     pub(crate) export_timeout: Option<Duration>,

@@ -3,7 +3,9 @@
 //! exporter supports: `disabled`, `resource` (`attributes`, `attributes_list`),
 //! and `meter_provider` with `readers` (periodic with `otlp_http`, `otlp_grpc` or
 //! `console`; pull with `prometheus/development`) and `views` whose stream sets
-//! `aggregation_cardinality_limit`.
+//! `aggregation_cardinality_limit`; and `tracer_provider` with one `batch`
+//! processor (`otlp_http`, `otlp_grpc` or `console`) and a `sampler`
+//! (`always_on`, `always_off`, `trace_id_ratio_based`, `parent_based` with a `root`).
 //!
 //! Environment substitution follows the data model: `${VAR}`, `${env:VAR}`,
 //! `${VAR:-default}`, `$$` for a literal `$`, only in scalar values, never
@@ -18,10 +20,10 @@ use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
-use super::env::{key_value_list, parse_temporality, percent_decode};
+use super::env::{key_value_list, parse_temporality, percent_decode, SpanBatchLayer};
 use super::{
     endpoint_url_for, valid_header, valid_host, EndpointKind, ExporterKind, Layer, Origin, OtlpLayer,
-    OtlpProtocol, TlsFile, TlsFiles, HEADER_RULE,
+    OtlpProtocol, TlsFile, TlsFiles, TraceSampler, TracesExporter, TracesLayer, HEADER_RULE,
 };
 use crate::error::SetupError;
 
@@ -207,7 +209,13 @@ fn parse(doc: &Value) -> Result<Layer, String> {
     let top = mapping(
         doc,
         "",
-        &["file_format", "disabled", "resource", "meter_provider"],
+        &[
+            "file_format",
+            "disabled",
+            "resource",
+            "meter_provider",
+            "tracer_provider",
+        ],
     )?
     .ok_or("the file is empty; it needs at least file_format")?;
     match text(get(top, "file_format"), "file_format")? {
@@ -249,6 +257,7 @@ fn parse(doc: &Value) -> Result<Layer, String> {
             }
         }
     }
+    layer.traces = tracer_provider(get(top, "tracer_provider"))?;
     let Some(meter) = mapping(
         get(top, "meter_provider"),
         "meter_provider",
@@ -387,6 +396,147 @@ fn parse(doc: &Value) -> Result<Layer, String> {
     Ok(layer)
 }
 
+/// `tracer_provider`: one `batch` processor and a sampler. `None` without the key.
+fn tracer_provider(value: &Value) -> Result<Option<TracesLayer>, String> {
+    let Some(provider) = mapping(value, "tracer_provider", &["processors", "sampler"])? else {
+        return Ok(None);
+    };
+    let mut out = TracesLayer {
+        exporter: Some(TracesExporter::None),
+        ..TracesLayer::default()
+    };
+    let processors = sequence(get(provider, "processors"), "tracer_provider.processors")?.unwrap_or_default();
+    if processors.len() > 1 {
+        return Err("`tracer_provider.processors`: one batch processor is supported".into());
+    }
+    for (n, processor) in processors.iter().enumerate() {
+        let path = format!("tracer_provider.processors[{n}]");
+        let processor = mapping(processor, &path, &["batch"])?.ok_or(format!("`{path}` is empty"))?;
+        let path = join(&path, "batch");
+        let batch = mapping(
+            get(processor, "batch"),
+            &path,
+            &[
+                "schedule_delay",
+                "export_timeout",
+                "max_queue_size",
+                "max_export_batch_size",
+                "exporter",
+            ],
+        )?
+        .ok_or(format!("`{path}` is empty"))?;
+        let positive = |key: &str| -> Result<Option<u64>, String> {
+            match integer(get(batch, key), &join(&path, key))? {
+                Some(0) => Err(format!("`{}` must be positive", join(&path, key))),
+                other => Ok(other),
+            }
+        };
+        out.batch = SpanBatchLayer {
+            schedule_delay: positive("schedule_delay")?.map(Duration::from_millis),
+            export_timeout: millis(get(batch, "export_timeout"), &join(&path, "export_timeout"))?,
+            max_queue_size: positive("max_queue_size")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_export_batch_size: positive("max_export_batch_size")?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        if let (Some(batch), queue) = (out.batch.max_export_batch_size, out.batch.max_queue_size) {
+            let queue = queue.unwrap_or(2048);
+            if batch > queue {
+                return Err(format!(
+                    "`{path}.max_export_batch_size` = {batch} is more than the queue size ({queue})"
+                ));
+            }
+        }
+        let exporter = mapping(
+            get(batch, "exporter"),
+            &join(&path, "exporter"),
+            &["otlp_http", "otlp_grpc", "console"],
+        )?
+        .ok_or(format!("`{path}.exporter` is required"))?;
+        if exporter.len() > 1 {
+            return Err(format!("`{path}.exporter`: one exporter per processor"));
+        }
+        for (key, value) in exporter {
+            let key = key.as_str().unwrap_or_default();
+            let at = join(&join(&path, "exporter"), key);
+            out.exporter = Some(match key {
+                "otlp_http" => {
+                    otlp_for(value, &at, OtlpProtocol::HttpProtobuf, &mut out.otlp, true)?;
+                    TracesExporter::Otlp
+                }
+                "otlp_grpc" => {
+                    otlp_for(value, &at, OtlpProtocol::Grpc, &mut out.otlp, true)?;
+                    TracesExporter::Otlp
+                }
+                _ => {
+                    mapping(value, &at, &[])?;
+                    TracesExporter::Console
+                }
+            });
+        }
+    }
+    if !get(provider, "sampler").is_null() {
+        out.sampler = Some(sampler(
+            get(provider, "sampler"),
+            "tracer_provider.sampler",
+            true,
+        )?);
+    }
+    Ok(Some(out))
+}
+
+/// A sampler: `always_on`, `always_off`, `trace_id_ratio_based` (`ratio`), and at
+/// the top `parent_based` with a `root` (its other keys are not supported).
+fn sampler(value: &Value, path: &str, top: bool) -> Result<TraceSampler, String> {
+    let allowed: &[&str] = if top {
+        &["always_on", "always_off", "trace_id_ratio_based", "parent_based"]
+    } else {
+        &["always_on", "always_off", "trace_id_ratio_based"]
+    };
+    let map = mapping(value, path, allowed)?.ok_or(format!("`{path}` is empty"))?;
+    if map.len() != 1 {
+        return Err(format!("`{path}` names one sampler"));
+    }
+    let (key, value) = map.iter().next().ok_or(format!("`{path}` is empty"))?;
+    let key = key.as_str().unwrap_or_default();
+    let at = join(path, key);
+    let ratio = |value: &Value| -> Result<f64, String> {
+        let Some(map) = mapping(value, &at, &["ratio"])? else {
+            return Ok(1.0);
+        };
+        match text(get(map, "ratio"), &join(&at, "ratio"))? {
+            None => Ok(1.0),
+            Some(r) => r
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or(format!("`{at}.ratio` = {r:?} is not a ratio from 0.0 to 1.0")),
+        }
+    };
+    Ok(match key {
+        "always_on" => {
+            mapping(value, &at, &[])?;
+            TraceSampler::AlwaysOn
+        }
+        "always_off" => {
+            mapping(value, &at, &[])?;
+            TraceSampler::AlwaysOff
+        }
+        "trace_id_ratio_based" => TraceSampler::TraceIdRatio(ratio(value)?),
+        _ => {
+            let parent = mapping(value, &at, &["root"])?;
+            let root = match parent.map(|p| get(p, "root")) {
+                None | Some(Value::Null) => TraceSampler::AlwaysOn,
+                Some(root) => sampler(root, &join(&at, "root"), false)?,
+            };
+            match root {
+                TraceSampler::AlwaysOff => TraceSampler::ParentBasedAlwaysOff,
+                TraceSampler::TraceIdRatio(r) => TraceSampler::ParentBasedTraceIdRatio(r),
+                _ => TraceSampler::ParentBasedAlwaysOn,
+            }
+        }
+    })
+}
+
 fn sequence<'v>(value: &'v Value, path: &str) -> Result<Option<&'v [Value]>, String> {
     match value {
         Value::Null => Ok(None),
@@ -396,6 +546,18 @@ fn sequence<'v>(value: &'v Value, path: &str) -> Result<Option<&'v [Value]>, Str
 }
 
 fn otlp(value: &Value, path: &str, protocol: OtlpProtocol, out: &mut OtlpLayer) -> Result<(), String> {
+    otlp_for(value, path, protocol, out, false)
+}
+
+/// An OTLP exporter's keys, for spans (`traces`) or metrics (which alone take
+/// `temporality_preference` and `default_histogram_aggregation`).
+fn otlp_for(
+    value: &Value,
+    path: &str,
+    protocol: OtlpProtocol,
+    out: &mut OtlpLayer,
+    traces: bool,
+) -> Result<(), String> {
     const KEYS: &[&str] = &[
         "endpoint",
         "tls",
@@ -408,7 +570,8 @@ fn otlp(value: &Value, path: &str, protocol: OtlpProtocol, out: &mut OtlpLayer) 
         "default_histogram_aggregation",
     ];
     out.protocol = Some(protocol);
-    let Some(map) = mapping(value, path, KEYS)? else {
+    let keys = if traces { &KEYS[..7] } else { KEYS };
+    let Some(map) = mapping(value, path, keys)? else {
         return Ok(());
     };
     let tls_keys: &[&str] = match protocol {
@@ -436,7 +599,7 @@ fn otlp(value: &Value, path: &str, protocol: OtlpProtocol, out: &mut OtlpLayer) 
             EndpointKind::AsIs,
             protocol,
             out.insecure.unwrap_or(false),
-            "v1/metrics",
+            if traces { "v1/traces" } else { "v1/metrics" },
         )
         .map_err(|expected| format!("`{path}.endpoint` is invalid: expected {expected}"))?;
         out.endpoint = Some((endpoint, EndpointKind::AsIs, Origin::File(join(path, "endpoint"))));

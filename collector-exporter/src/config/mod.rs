@@ -498,6 +498,18 @@ pub(crate) struct Layer {
     pub(crate) prometheus_host: Option<String>,
     pub(crate) prometheus_port: Option<u16>,
     pub(crate) cardinality_limits: Vec<(String, usize)>,
+    /// The configuration file's `tracer_provider`; `None` when it has none (then
+    /// spans go nowhere unless code says otherwise). Never set from the environment.
+    pub(crate) traces: Option<TracesLayer>,
+}
+
+/// Trace settings from the configuration file.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TracesLayer {
+    pub(crate) exporter: Option<TracesExporter>,
+    pub(crate) otlp: OtlpLayer,
+    pub(crate) sampler: Option<TraceSampler>,
+    pub(crate) batch: env::SpanBatchLayer,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -710,9 +722,10 @@ impl Source<'_> {
     fn otlp(&self, vars: &SignalVars, b: &TelemetryBuilder) -> OtlpLayer {
         match self {
             Source::Env(env) => env.otlp(vars, b),
-            // The file's OTLP exporters are the meter provider's; `tracer_provider`
-            // is not read, so spans get only what code says.
-            Source::File(..) if vars.traces => OtlpLayer::default(),
+            // The tracer provider's exporter, not the meter provider's.
+            Source::File(layer, _) if vars.traces => {
+                layer.traces.as_ref().map(|t| t.otlp.clone()).unwrap_or_default()
+            }
             Source::File(layer, _) => layer.otlp.clone(),
         }
     }
@@ -868,19 +881,22 @@ fn resolve_traces(
     source: &Source<'_>,
     disabled: bool,
 ) -> Result<TracesConfig, SetupError> {
-    let env = match source {
-        Source::Env(env) => Some(env),
-        Source::File(..) => None,
+    let (env, file) = match source {
+        Source::Env(env) => (Some(env), None),
+        Source::File(layer, _) => (None, Some(layer.traces.clone().unwrap_or_default())),
     };
-    let exporter = match (b.traces_exporter, env) {
+    let exporter = match (b.traces_exporter, env, &file) {
         _ if disabled => TracesExporter::None,
-        (Some(kind), _) => kind,
-        (None, Some(env)) => env
+        (Some(kind), _, _) => kind,
+        (None, Some(env), _) => env
             .traces_exporter()
             .or(b.default_traces_exporter)
             .unwrap_or(TracesExporter::Otlp),
-        // The file has no `tracer_provider` we read: no spans unless code asks.
-        (None, None) => TracesExporter::None,
+        // A file without a `tracer_provider` (or without processors): no spans.
+        (None, None, file) => file
+            .as_ref()
+            .and_then(|f| f.exporter)
+            .unwrap_or(TracesExporter::None),
     };
     let sampler = match b.traces_sampler {
         Some(TraceSampler::TraceIdRatio(r) | TraceSampler::ParentBasedTraceIdRatio(r))
@@ -893,11 +909,16 @@ fn resolve_traces(
             ))
         }
         Some(sampler) => sampler,
-        None => env
-            .and_then(|env| env.sampler())
-            .unwrap_or(TraceSampler::ParentBasedAlwaysOn),
+        None => match (env, &file) {
+            (Some(env), _) => env.sampler(),
+            (None, file) => file.as_ref().and_then(|f| f.sampler),
+        }
+        .unwrap_or(TraceSampler::ParentBasedAlwaysOn),
     };
-    let from_env = env.map(|env| env.span_batch()).unwrap_or_default();
+    let from_env = match (env, file) {
+        (Some(env), _) => env.span_batch(),
+        (None, file) => file.map(|f| f.batch).unwrap_or_default(),
+    };
     let defaults = SpanBatch::default();
     let positive = |code: Option<usize>, setting: &'static str| match code {
         Some(0) => Err(invalid_code(setting, "0", "a positive number of spans")),
