@@ -105,8 +105,15 @@ impl Telemetry {
                     .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
             )
             .build();
+        #[cfg(feature = "otlp")]
+        let otlp_runtime = crate::otlp::SharedRuntime::default();
         #[cfg(feature = "traces")]
-        let traces = crate::traces::Traces::start(&config, &resource)?;
+        let traces = crate::traces::Traces::start(
+            &config,
+            &resource,
+            #[cfg(feature = "otlp")]
+            &otlp_runtime,
+        )?;
         let mut builder = SdkMeterProvider::builder().with_resource(resource.clone());
         #[cfg(feature = "prometheus")]
         let mut pull_reader = None;
@@ -119,8 +126,13 @@ impl Telemetry {
                 #[cfg(feature = "otlp")]
                 ExporterKind::Otlp => {
                     let otlp = config.otlp.as_ref().expect("resolved with OTLP");
-                    let exporter =
-                        crate::otlp::exporter(otlp, config.export_timeout, health.clone(), cutoff.clone())?;
+                    let exporter = crate::otlp::exporter(
+                        otlp,
+                        config.export_timeout,
+                        health.clone(),
+                        cutoff.clone(),
+                        &otlp_runtime,
+                    )?;
                     push_target = Some((exporter.name(), crate::otlp::display_endpoint(&otlp.endpoint)));
                     abandon_at_shutdown =
                         exporter.temporality_preference() == crate::config::TemporalityPreference::Cumulative;

@@ -53,7 +53,11 @@ fn sampler(s: TraceSampler) -> Sampler {
 
 impl Traces {
     /// Starts the tracer provider `config.traces` describes; `None` when spans go nowhere.
-    pub(crate) fn start(config: &ResolvedConfig, resource: &Resource) -> Result<Option<Traces>, SetupError> {
+    pub(crate) fn start(
+        config: &ResolvedConfig,
+        resource: &Resource,
+        #[cfg(feature = "otlp")] runtime: &crate::otlp::SharedRuntime,
+    ) -> Result<Option<Traces>, SetupError> {
         let traces = &config.traces;
         // Every value is set here, over what `BatchConfigBuilder::default()` read
         // from the process environment. The export timeout is not the SDK's to
@@ -87,6 +91,7 @@ impl Traces {
                     traces.batch.export_timeout,
                     health.clone(),
                     cutoff.clone(),
+                    runtime,
                 )?;
                 let exporter = crate::otlp::traces::OtlpSpanExporter::new(sender, resource);
                 // Failures name the signal: a gRPC endpoint is the same for both.

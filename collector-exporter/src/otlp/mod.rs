@@ -563,9 +563,27 @@ impl PushMetricExporter for OtlpExporter {
     }
 }
 
-/// A one-worker runtime that drives the transports' connections.
+/// A one-worker runtime that drives the transports' connections; the metrics and
+/// span exporters of one pipeline share it (clones), and the last one stops it.
 #[cfg(feature = "otlp")]
-pub(crate) struct Runtime(Option<tokio::runtime::Runtime>);
+#[derive(Clone)]
+pub(crate) struct Runtime(Option<Arc<tokio::runtime::Runtime>>);
+
+/// The pipeline's OTLP runtime, started by the first exporter that needs it.
+#[cfg(feature = "otlp")]
+#[derive(Default)]
+pub(crate) struct SharedRuntime(std::sync::OnceLock<Runtime>);
+
+#[cfg(feature = "otlp")]
+impl SharedRuntime {
+    pub(crate) fn get(&self) -> Result<Runtime, SetupError> {
+        if let Some(runtime) = self.0.get() {
+            return Ok(runtime.clone());
+        }
+        let runtime = Runtime::new()?;
+        Ok(self.0.get_or_init(|| runtime).clone())
+    }
+}
 
 #[cfg(feature = "otlp")]
 impl Runtime {
@@ -578,7 +596,7 @@ impl Runtime {
             .on_thread_start(|| std::mem::forget(opentelemetry::Context::enter_telemetry_suppressed_scope()))
             .enable_all()
             .build()
-            .map(|rt| Runtime(Some(rt)))
+            .map(|rt| Runtime(Some(Arc::new(rt))))
             .map_err(|source| SetupError::Runtime {
                 what: "OTLP runtime",
                 source,
@@ -591,16 +609,16 @@ impl Runtime {
 
     #[cfg(feature = "otlp-grpc")]
     fn handle(&self) -> Option<&tokio::runtime::Handle> {
-        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+        self.0.as_ref().map(|rt| rt.handle())
     }
 }
 
 #[cfg(feature = "otlp")]
 impl Drop for Runtime {
     // The provider may be dropped inside the application's own runtime, where a
-    // blocking runtime drop would panic.
+    // blocking runtime drop would panic. The last clone stops it.
     fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
+        if let Some(rt) = self.0.take().and_then(Arc::into_inner) {
             rt.shutdown_background();
         }
     }
@@ -628,12 +646,13 @@ pub(crate) fn exporter(
     export_timeout: Duration,
     health: Arc<ExportHealth>,
     cutoff: Arc<Cutoff>,
+    runtime: &SharedRuntime,
 ) -> Result<OtlpExporter, SetupError> {
-    exporter_for(Signal::Metrics, config, export_timeout, health, cutoff)
+    exporter_for(Signal::Metrics, config, export_timeout, health, cutoff, runtime)
 }
 
 /// Builds an OTLP sender for `signal`: the same transports, retries, deadlines
-/// and health reporting whatever it sends.
+/// and health reporting whatever it sends, on the pipeline's OTLP runtime.
 #[cfg(feature = "otlp")]
 pub(crate) fn exporter_for(
     signal: Signal,
@@ -641,6 +660,7 @@ pub(crate) fn exporter_for(
     export_timeout: Duration,
     health: Arc<ExportHealth>,
     cutoff: Arc<Cutoff>,
+    runtime: &SharedRuntime,
 ) -> Result<OtlpExporter, SetupError> {
     if config.endpoint.starts_with("https://") && !cfg!(feature = "tls") {
         return Err(SetupError::FeatureDisabled {
@@ -649,7 +669,7 @@ pub(crate) fn exporter_for(
         });
     }
     let tls = tls::Material::load(config)?;
-    let runtime = Runtime::new()?;
+    let runtime = runtime.get()?;
     let (transport, name) = match config.protocol {
         #[cfg(feature = "otlp-grpc")]
         OtlpProtocol::Grpc => {
