@@ -19,7 +19,9 @@ Runs a small payments API that honours Idempotency-Key and a webhook deliverer,
 drives both with a built-in load generator, and exports what happens through
 outcometer: a Prometheus endpoint (default localhost:9464; OTEL_EXPORTER_PROMETHEUS_HOST
 and _PORT override it) and OTLP when OTEL_EXPORTER_OTLP_ENDPOINT or
-OTEL_METRICS_EXPORTER=otlp is set. Ctrl-C stops early, with a flush.
+OTEL_METRICS_EXPORTER=otlp is set. Spans (one per request, delivery and attempt) go
+over OTLP when an endpoint is set, or to stdout with OTEL_TRACES_EXPORTER=console.
+Ctrl-C stops early, with a flush.
 
   --duration SECS   how long the load runs (default 60)
   --rate N          API requests per second, 1..=20000 (default 50)

@@ -21,7 +21,8 @@ health checks, fallbacks from one model to another, streaming with a first-token
 delay and token usage. A built-in load generator drives it; outcometer records
 what happens: /metrics and /v1/stats on the Prometheus endpoint (default
 localhost:9464; OTEL_EXPORTER_PROMETHEUS_HOST and _PORT override it) and OTLP when
-OTEL_EXPORTER_OTLP_ENDPOINT is set. Ctrl-C or SIGTERM stops early, with a flush.
+OTEL_EXPORTER_OTLP_ENDPOINT is set, with a span per request (OTEL_TRACES_EXPORTER=console
+prints them instead). Ctrl-C or SIGTERM stops early, with a flush.
 
   --duration SECS        how long it runs (default 60)
   --rate N               requests per second of the load generator, 0..=20000; 0 runs the

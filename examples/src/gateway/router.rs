@@ -358,7 +358,10 @@ impl Gateway {
                 drop(pending);
                 headers.push(("x-nexus-backend-status", status.to_string()));
                 match status {
-                    200 => respond(200, whole, &headers),
+                    200 => {
+                        tracing::Span::current().record("http.response.status_code", 200_u16);
+                        respond(200, whole, &headers)
+                    }
                     429 => self.fail(
                         &requested,
                         GatewayError::RateLimited,
@@ -381,6 +384,11 @@ impl Gateway {
                 mut rest,
                 lease,
             } => {
+                tracing::info!(
+                    ttft_ms = ttft.as_millis() as u64,
+                    "first token; streaming the rest"
+                );
+                tracing::Span::current().record("http.response.status_code", 200_u16);
                 let (tx, client_body) = channel();
                 let metrics = self.metrics.clone();
                 let backend_name = upstream.name.clone();

@@ -24,7 +24,9 @@ fail on purpose) and restarts from its last checkpoint every few seconds.
 
 Metrics: a Prometheus endpoint (default localhost:9464; OTEL_EXPORTER_PROMETHEUS_HOST
 and _PORT override it) and OTLP when OTEL_EXPORTER_OTLP_ENDPOINT or
-OTEL_METRICS_EXPORTER=otlp is set. Ctrl-C or SIGTERM stops early, with a flush.
+OTEL_METRICS_EXPORTER=otlp is set. Spans (one per job) go over OTLP when an endpoint
+is set, or to stdout with OTEL_TRACES_EXPORTER=console. Ctrl-C or SIGTERM stops early,
+with a flush.
 
   --duration SECS   how long events are produced (default 60)
   --rate N          events per second, 1..=2000 (default 50)
