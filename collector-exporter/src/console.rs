@@ -1,16 +1,28 @@
 //! `OTEL_METRICS_EXPORTER=console`: one line per data point on stdout, for debugging.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
+
+use outcometer::toolkit::{AnyInstrument, Registry};
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::Temporality;
 
-/// Prints every export.
-#[derive(Debug, Default)]
-pub(crate) struct ConsoleExporter;
+/// Prints every export, and outcometer's histograms from their cells (the SDK
+/// does not collect those).
+#[derive(Debug)]
+pub(crate) struct ConsoleExporter {
+    registry: Arc<Registry>,
+}
+
+impl ConsoleExporter {
+    pub(crate) fn new(registry: Arc<Registry>) -> Self {
+        ConsoleExporter { registry }
+    }
+}
 
 fn point_line<'a>(
     out: &mut String,
@@ -55,6 +67,30 @@ impl PushMetricExporter for ConsoleExporter {
                     AggregatedMetrics::U64(d) => sums_and_gauges!(out, name, d),
                     AggregatedMetrics::I64(d) => sums_and_gauges!(out, name, d),
                 }
+            }
+        }
+        for instrument in self.registry.instruments() {
+            let AnyInstrument::Histogram(histogram) = instrument else {
+                continue;
+            };
+            let Some(cells) = histogram.cells() else {
+                continue;
+            };
+            for series in cells.recorded_series() {
+                let attrs: Vec<String> = cells
+                    .def()
+                    .attributes(series)
+                    .into_iter()
+                    .map(|a| format!("{}={}", a.key, a.value.to_text()))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{}{{{}}} count={} sum={}",
+                    cells.def().name(),
+                    attrs.join(","),
+                    cells.count(series),
+                    cells.sum(series)
+                );
             }
         }
         print!("{out}");

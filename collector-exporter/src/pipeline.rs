@@ -91,7 +91,7 @@ impl Telemetry {
         for warning in &config.warnings {
             crate::report::warn_once(&warning.message);
         }
-        let registry = Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget);
+        let registry = Arc::new(Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget));
         let health = Arc::new(ExportHealth::default());
         let resource = Resource::builder_empty()
             .with_detector(Box::new(TelemetryResourceDetector))
@@ -114,8 +114,13 @@ impl Telemetry {
                 #[cfg(feature = "otlp")]
                 ExporterKind::Otlp => {
                     let otlp = config.otlp.as_ref().expect("resolved with OTLP");
-                    let exporter =
-                        crate::otlp::exporter(otlp, config.export_timeout, health.clone(), cutoff.clone())?;
+                    let exporter = crate::otlp::exporter(
+                        otlp,
+                        config.export_timeout,
+                        health.clone(),
+                        cutoff.clone(),
+                        registry.clone(),
+                    )?;
                     push_target = Some((exporter.name(), crate::otlp::display_endpoint(&otlp.endpoint)));
                     abandon_at_shutdown =
                         exporter.temporality_preference() == crate::config::TemporalityPreference::Cumulative;
@@ -129,7 +134,10 @@ impl Telemetry {
                     })
                 }
                 ExporterKind::Console => {
-                    builder = builder.with_reader(periodic(crate::console::ConsoleExporter, &config));
+                    builder = builder.with_reader(periodic(
+                        crate::console::ConsoleExporter::new(registry.clone()),
+                        &config,
+                    ));
                 }
                 #[cfg(feature = "prometheus")]
                 ExporterKind::Prometheus => {
@@ -154,7 +162,9 @@ impl Telemetry {
             builder = builder.with_view(crate::views::cardinality_limits(&config.cardinality_limits));
         }
         let (provider, backend) = OtelBackend::with_views(builder);
-        let backend = backend.with_registry(registry);
+        // Histograms are cells the encoders read (with exemplars); the SDK's
+        // readers never see them.
+        let backend = backend.with_registry(registry).histograms_in_cells();
         #[cfg(feature = "prometheus")]
         let pull = {
             // Without the Prometheus exporter (or with the SDK disabled) the

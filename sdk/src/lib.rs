@@ -64,6 +64,7 @@ pub(crate) mod dedup;
 pub(crate) mod delivery;
 pub(crate) mod error;
 pub(crate) mod events;
+pub(crate) mod histogram;
 pub(crate) mod idempotency;
 pub(crate) mod instrument;
 #[cfg(feature = "otel")]
@@ -159,6 +160,7 @@ pub mod toolkit {
     pub use crate::checkpoint::SAVE_DURATION_BOUNDARIES_SECONDS as CHECKPOINT_SAVE_DURATION_BOUNDARIES_SECONDS;
     pub use crate::delivery::DURATION_BOUNDARIES_SECONDS as DELIVERY_DURATION_BOUNDARIES_SECONDS;
     pub use crate::events::DURATION_BOUNDARIES_SECONDS as EVENTS_DURATION_BOUNDARIES_SECONDS;
+    pub use crate::histogram::{Exemplar, HistogramCells, SpanIds, SpanSource};
     pub use crate::idempotency::REQUEST_DURATION_BOUNDARIES_SECONDS as IDEMPOTENCY_REQUEST_DURATION_BOUNDARIES_SECONDS;
     pub use crate::instrument::{
         Coordinate, Coords, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace, Series, Strides,

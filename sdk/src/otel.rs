@@ -28,6 +28,7 @@ use crate::attr::{AttrValue, Attribute};
 use crate::backend::Backend;
 use crate::cells::{Counter, FloatGauge, Gauge, Histogram, HistogramSink, UpDownCounter};
 use crate::error::ConfigError;
+use crate::histogram::{HistogramCells, SpanIds};
 use crate::instrument::InstrumentDef;
 use crate::registry::Registry;
 
@@ -62,6 +63,21 @@ fn rendered_from_cells(registry: &Registry, name: &str) -> bool {
     rendering != 0 && rendering == registry as *const Registry as usize && registry.has_instrument(name)
 }
 
+/// The sampled span active on this thread in OpenTelemetry's context, if any: the
+/// exemplar source of histograms kept in cells. Reads a thread-local without a
+/// lock or an allocation.
+pub fn current_span_ids() -> Option<SpanIds> {
+    use opentelemetry::trace::TraceContextExt;
+    opentelemetry::Context::map_current(|context| {
+        let span = context.span();
+        let span_context = span.span_context();
+        (span_context.is_valid() && span_context.is_sampled()).then(|| SpanIds {
+            trace_id: span_context.trace_id().to_bytes(),
+            span_id: span_context.span_id().to_bytes(),
+        })
+    })
+}
+
 /// The instrumentation scope outcometer's meters carry.
 pub const SCOPE_NAME: &str = "outcometer";
 
@@ -74,6 +90,7 @@ pub struct OtelBackend {
     meter: Meter,
     registry: Arc<Registry>,
     views: Option<Views>,
+    histograms_in_cells: bool,
 }
 
 impl OtelBackend {
@@ -83,6 +100,7 @@ impl OtelBackend {
             meter,
             registry: Arc::default(),
             views: None,
+            histograms_in_cells: false,
         }
     }
 
@@ -137,8 +155,22 @@ impl OtelBackend {
     }
 
     /// Uses `registry` (its namespace, its listener) for the families built here.
-    pub fn with_registry(mut self, registry: Registry) -> Self {
-        self.registry = Arc::new(registry);
+    pub fn with_registry(mut self, registry: impl Into<Arc<Registry>>) -> Self {
+        self.registry = registry.into();
+        self
+    }
+
+    /// Keeps outcometer's histograms in cells of its own ([`HistogramCells`]):
+    /// per-bucket atomics, and per bucket the latest exemplar — the trace and
+    /// span of the sampled span active in OpenTelemetry's context at record time
+    /// (what `tracing-opentelemetry` activates when a `tracing` span is entered).
+    ///
+    /// For exporters that read histograms from the registry's cells, as
+    /// `outcometer-exporter`'s Prometheus and OTLP encoders do: the provider's own
+    /// readers then see no outcometer histogram. Without it, histograms are SDK
+    /// histograms every reader sees, without exemplars.
+    pub fn histograms_in_cells(mut self) -> Self {
+        self.histograms_in_cells = true;
         self
     }
 
@@ -315,6 +347,10 @@ impl Backend for OtelBackend {
 
     fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
         self.declare(&def);
+        if self.histograms_in_cells {
+            let cells = HistogramCells::new(def.clone(), Some(current_span_ids));
+            return Histogram::new(def, Arc::new(cells));
+        }
         let histogram = self
             .meter
             .f64_histogram(def.name().to_owned())

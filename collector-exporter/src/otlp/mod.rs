@@ -30,6 +30,8 @@ use {
     std::time::{Duration, Instant},
 };
 
+#[cfg(feature = "otlp")]
+mod cells;
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
 #[cfg(feature = "otlp-http")]
@@ -276,6 +278,8 @@ pub(crate) struct OtlpExporter {
     health: Arc<ExportHealth>,
     runtime: Runtime,
     shut_down: AtomicBool,
+    /// outcometer's histograms, which are cells the SDK never collects.
+    histograms: cells::CellHistograms,
 }
 
 /// Initial back-off; it doubles up to [`MAX_BACKOFF`], plus up to 25% jitter.
@@ -406,7 +410,8 @@ impl PushMetricExporter for OtlpExporter {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let start = Instant::now();
-        let request = ExportMetricsServiceRequest::from(metrics);
+        let mut request = ExportMetricsServiceRequest::from(metrics);
+        self.histograms.append(&mut request);
         let outcome = self.runtime.block_on(async {
             tokio::select! {
                 result = self.send_with_retry(&request, start) => Some(result),
@@ -508,6 +513,7 @@ pub(crate) fn exporter(
     export_timeout: Duration,
     health: Arc<ExportHealth>,
     cutoff: Arc<Cutoff>,
+    registry: Arc<outcometer::toolkit::Registry>,
 ) -> Result<OtlpExporter, SetupError> {
     if config.endpoint.starts_with("https://") && !cfg!(feature = "tls") {
         return Err(SetupError::FeatureDisabled {
@@ -555,6 +561,10 @@ pub(crate) fn exporter(
         health,
         runtime,
         shut_down: AtomicBool::new(false),
+        histograms: cells::CellHistograms::new(
+            registry,
+            config.temporality != TemporalityPreference::Cumulative,
+        ),
     })
 }
 
