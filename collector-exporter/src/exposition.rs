@@ -1,12 +1,13 @@
 //! The Prometheus text (0.0.4) and OpenMetrics 1.0 encoder, straight from the cells.
 //!
-//! outcometer's counters, up-down counters and gauges are rendered from their
-//! atomic cells, with each series' label text rendered once and reused: a scrape
-//! is a walk over the cells, integer formatting and `memcpy`. Everything else —
-//! outcometer's histograms (bound OpenTelemetry histograms) and the application's
-//! own instruments — comes from one SDK collection, run with outcometer's cell
-//! callbacks switched off ([`outcometer::otel::collect_without_cells`]), so no
-//! instrument is rendered twice and no series is rebuilt through the SDK.
+//! outcometer's counters, up-down counters, gauges and histograms are rendered
+//! from their atomic cells, with each series' label text rendered once and reused:
+//! a scrape is a walk over the cells, integer formatting and `memcpy`. Histogram
+//! buckets carry their latest exemplar in OpenMetrics (ADR 0007). Everything else —
+//! the application's own instruments, and histograms the SDK keeps — comes from one
+//! SDK collection, run with outcometer's cell callbacks switched off
+//! ([`outcometer::otel::collect_without_cells`]), so no instrument is rendered twice
+//! and no series is rebuilt through the SDK.
 //!
 //! Names follow the OpenTelemetry → Prometheus compatibility rules
 //! ([`outcometer::catalog::prometheus_metric_name`]); resource attributes become

@@ -144,14 +144,24 @@ struct DeliveryCase {
 
 impl DeliveryCase {
     /// Same shape: 3 results × 8 durations × 16 endpoints.
-    fn new(provider: &SdkMeterProvider) -> Self {
+    fn new(provider: &SdkMeterProvider, histograms_in_cells: bool) -> Self {
         const RESULTS: [DeliveryResult; 3] = [
             DeliveryResult::Success,
             DeliveryResult::Failure(503),
             DeliveryResult::Error(ErrorKind::Timeout),
         ];
+        let backend = OtelBackend::from_provider(provider);
+        let backend = if histograms_in_cells {
+            // A registry of its own: the SDK-histogram recorder above is another family instance.
+            backend
+                .namespace("cells")
+                .expect("namespace")
+                .histograms_in_cells()
+        } else {
+            backend
+        };
         let recorder = DeliveryRecorder::builder()
-            .build(&OtelBackend::from_provider(provider))
+            .build(&backend)
             .expect("default delivery recorder");
         let endpoints: Vec<Endpoint> = (0..SCOPES)
             .map(|s| recorder.endpoint(&format!("https://hook-{s}.example.com/events")))
@@ -351,7 +361,7 @@ fn record(c: &mut Criterion) {
         });
     }
 
-    let delivery = DeliveryCase::new(&provider);
+    let delivery = DeliveryCase::new(&provider, false);
     group.bench_function("outcometer_delivery", |b| {
         b.iter_custom(|iters| {
             one_thread(iters, |i| {
@@ -360,6 +370,7 @@ fn record(c: &mut Criterion) {
             })
         })
     });
+    histograms(&mut group, &provider);
 
     pipeline(&mut group, &provider);
 
@@ -457,6 +468,46 @@ fn record(c: &mut Criterion) {
         AGES.len(),
         "the shape covers every age bucket"
     );
+}
+
+/// Histograms: the SDK's bound histogram against outcometer's cells (what the
+/// exporter's pipeline uses), outside any span and inside a sampled span (an
+/// exemplar written per record), and the `prometheus` crate's prebound histogram.
+fn histograms(group: &mut Group<'_>, provider: &SdkMeterProvider) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let cells = DeliveryCase::new(provider, true);
+    let record = |case: &DeliveryCase, i: usize| {
+        let (endpoint, result, duration) = case.calls[black_box(i)];
+        case.recorder.record_result(endpoint, result, duration);
+    };
+    group.bench_function("outcometer_delivery_cells", |b| {
+        b.iter_custom(|iters| one_thread(iters, |i| record(&cells, i)))
+    });
+    let sampled = SpanContext::new(
+        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
+        SpanId::from(0xb7ad_6b71_6920_3331_u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    group.bench_function("outcometer_delivery_cells_sampled_span", |b| {
+        let _span = opentelemetry::Context::new()
+            .with_remote_span_context(sampled.clone())
+            .attach();
+        b.iter_custom(|iters| one_thread(iters, |i| record(&cells, i)))
+    });
+
+    let registry = prometheus::Registry::new();
+    let opts = prometheus::HistogramOpts::new("prometheus_histogram", "peer")
+        .buckets(outcometer::toolkit::DELIVERY_DURATION_BOUNDARIES_SECONDS.to_vec());
+    let vec = prometheus::HistogramVec::new(opts, &["outcome", "user_scope", "age_bucket"])
+        .expect("valid prometheus histogram");
+    registry.register(Box::new(vec.clone())).expect("registered once");
+    let prebound: Vec<_> = (0..SERIES).map(|i| vec.with_label_values(&labels(i))).collect();
+    let values: Vec<f64> = (0..SERIES).map(|i| cells.calls[i].2.as_secs_f64()).collect();
+    group.bench_function("prometheus_histogram_prebound", |b| {
+        b.iter_custom(|iters| one_thread(iters, |i| prebound[black_box(i)].observe(values[i])))
+    });
 }
 
 /// Time per op per thread with two threads on the same instrument, each

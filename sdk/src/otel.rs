@@ -3,8 +3,10 @@
 //!
 //! Counters, up-down counters and gauges are atomic cells read by
 //! observable-instrument callbacks at collection time, so the record path never
-//! touches the SDK. Histograms are OpenTelemetry histograms bound lazily, once per
-//! series that occurs, with `experimental_metrics_bound_instruments`. This crate
+//! touches the SDK. Histograms are cells too when the exporter reads them itself
+//! ([`OtelBackend::histograms_in_cells`], with exemplars: ADR 0007); otherwise they
+//! are OpenTelemetry histograms bound lazily, once per series that occurs, with
+//! `experimental_metrics_bound_instruments`. This crate
 //! enables that feature in *both* `opentelemetry` and `opentelemetry_sdk`: without
 //! the SDK half, bound measurements are silently dropped, and cargo's feature
 //! unification makes our dependency switch it on in whatever `opentelemetry_sdk`

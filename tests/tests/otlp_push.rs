@@ -264,12 +264,25 @@ fn histograms_carry_exemplars_and_delta_exports_send_only_the_difference() {
     }
     delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(2));
     telemetry.force_flush().expect("first export");
-    let first = receiver.received.latest("wildside.delivery.duration").expect("first");
+    let first = receiver
+        .received
+        .latest("wildside.delivery.duration")
+        .expect("first");
     let point = histogram(&first, &["outcome=success", "server.address=hooks.example.com"]).expect("point");
-    assert_eq!((point.count, point.bucket_counts[0], point.bucket_counts[3]), (2, 1, 1));
-    assert_eq!(point.exemplars.len(), 1, "only the measurement inside a sampled span");
+    assert_eq!(
+        (point.count, point.bucket_counts[0], point.bucket_counts[3]),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        point.exemplars.len(),
+        1,
+        "only the measurement inside a sampled span"
+    );
     let exemplar = &point.exemplars[0];
-    assert_eq!(exemplar.trace_id, 0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128.to_be_bytes());
+    assert_eq!(
+        exemplar.trace_id,
+        0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128.to_be_bytes()
+    );
     assert_eq!(exemplar.span_id, 0xb7ad_6b71_6920_3331_u64.to_be_bytes());
     assert!(matches!(
         exemplar.value,
@@ -279,9 +292,19 @@ fn histograms_carry_exemplars_and_delta_exports_send_only_the_difference() {
 
     delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(2));
     telemetry.shutdown().expect("second export");
-    let second = receiver.received.latest("wildside.delivery.duration").expect("second");
+    let second = receiver
+        .received
+        .latest("wildside.delivery.duration")
+        .expect("second");
     let point = histogram(&second, &["outcome=success", "server.address=hooks.example.com"]).expect("point");
-    assert_eq!((point.count, point.bucket_counts[0]), (1, 1), "only what came after the first export");
-    assert!(point.exemplars.is_empty(), "the exemplar was sent with the interval it belongs to");
+    assert_eq!(
+        (point.count, point.bucket_counts[0]),
+        (1, 1),
+        "only what came after the first export"
+    );
+    assert!(
+        point.exemplars.is_empty(),
+        "the exemplar was sent with the interval it belongs to"
+    );
     assert!((point.sum.unwrap() - 0.002).abs() < 1e-12);
 }
