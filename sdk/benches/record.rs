@@ -153,10 +153,7 @@ impl DeliveryCase {
         let backend = OtelBackend::from_provider(provider);
         let backend = if histograms_in_cells {
             // A registry of its own: the SDK-histogram recorder above is another family instance.
-            backend
-                .namespace("cells")
-                .expect("namespace")
-                .histograms_in_cells()
+            backend.namespace("cells").expect("namespace").cells_only()
         } else {
             backend
         };

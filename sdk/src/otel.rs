@@ -3,9 +3,10 @@
 //!
 //! Counters, up-down counters and gauges are atomic cells read by
 //! observable-instrument callbacks at collection time, so the record path never
-//! touches the SDK. Histograms are cells too when the exporter reads them itself
-//! ([`OtelBackend::histograms_in_cells`], with exemplars: ADR 0007); otherwise they
-//! are OpenTelemetry histograms bound lazily, once per series that occurs, with
+//! touches the SDK. When the exporter reads the cells itself
+//! ([`OtelBackend::cells_only`]) no SDK instrument is created at all and
+//! histograms are cells too, with exemplars (ADR 0007); otherwise histograms are
+//! OpenTelemetry histograms bound lazily, once per series that occurs, with
 //! `experimental_metrics_bound_instruments`. This crate
 //! enables that feature in *both* `opentelemetry` and `opentelemetry_sdk`: without
 //! the SDK half, bound measurements are silently dropped, and cargo's feature
@@ -32,7 +33,7 @@ use crate::cells::{Counter, FloatGauge, Gauge, Histogram, HistogramSink, UpDownC
 use crate::error::ConfigError;
 use crate::histogram::{HistogramCells, SpanIds};
 use crate::instrument::InstrumentDef;
-use crate::registry::Registry;
+use crate::registry::{AnyInstrument, Registry};
 
 thread_local! {
     /// The registry (by address, 0 for none) whose instruments an exporter renders
@@ -92,7 +93,7 @@ pub struct OtelBackend {
     meter: Meter,
     registry: Arc<Registry>,
     views: Option<Views>,
-    histograms_in_cells: bool,
+    cells_only: bool,
 }
 
 impl OtelBackend {
@@ -102,7 +103,7 @@ impl OtelBackend {
             meter,
             registry: Arc::default(),
             views: None,
-            histograms_in_cells: false,
+            cells_only: false,
         }
     }
 
@@ -162,18 +163,29 @@ impl OtelBackend {
         self
     }
 
-    /// Keeps outcometer's histograms in cells of its own ([`HistogramCells`]):
-    /// per-bucket atomics, and per bucket the latest exemplar — the trace and
-    /// span of the sampled span active in OpenTelemetry's context at record time
-    /// (what `tracing-opentelemetry` activates when a `tracing` span is entered).
+    /// Keeps every outcometer instrument in cells only, for exporters that read
+    /// them straight from the registry, as `outcometer-exporter`'s Prometheus and
+    /// OTLP encoders do: no SDK instrument is created for them, so collections and
+    /// exports never rebuild their series through the SDK, and histograms are
+    /// [`HistogramCells`] that keep, per bucket, the latest exemplar — the trace
+    /// and span of the sampled span active in OpenTelemetry's context at record
+    /// time (what `tracing-opentelemetry` activates when a `tracing` span is
+    /// entered). Instruments built by hand rather than by a family are listed in
+    /// the registry too, so the exporter finds them.
     ///
-    /// For exporters that read histograms from the registry's cells, as
-    /// `outcometer-exporter`'s Prometheus and OTLP encoders do: the provider's own
-    /// readers then see no outcometer histogram. Without it, histograms are SDK
-    /// histograms every reader sees, without exemplars.
-    pub fn histograms_in_cells(mut self) -> Self {
-        self.histograms_in_cells = true;
+    /// The provider's own readers then see no outcometer instrument: use it only
+    /// when the exporter reads the registry ([`OtelBackend::shared_registry`]).
+    pub fn cells_only(mut self) -> Self {
+        self.cells_only = true;
         self
+    }
+
+    /// In cells-only mode, lists `handle` in the registry unless a family did.
+    fn cells<T: Clone>(&self, def: &InstrumentDef, handle: T, any: fn(T) -> AnyInstrument) -> T {
+        if !def.is_registered() {
+            self.registry.adopt(any(handle.clone()));
+        }
+        handle
     }
 
     fn declare(&self, def: &InstrumentDef) {
@@ -283,6 +295,9 @@ macro_rules! observed_cells {
 
 impl Backend for OtelBackend {
     fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
+        if self.cells_only {
+            return self.cells(&def, Counter::new(def.clone()), AnyInstrument::Counter);
+        }
         observed_cells!(
             self,
             def,
@@ -297,6 +312,13 @@ impl Backend for OtelBackend {
     }
 
     fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
+        if self.cells_only {
+            return self.cells(
+                &def,
+                UpDownCounter::new(def.clone()),
+                AnyInstrument::UpDownCounter,
+            );
+        }
         // A series that went up and back to zero is still reported: zero is a real
         // gauge value (no active tasks), unlike a counter that never moved.
         let touched: Arc<[OnceLock<()>]> = (0..def.series_bound()).map(|_| OnceLock::new()).collect();
@@ -320,6 +342,9 @@ impl Backend for OtelBackend {
     }
 
     fn gauge(&self, def: Arc<InstrumentDef>) -> Gauge {
+        if self.cells_only {
+            return self.cells(&def, Gauge::new(def.clone()), AnyInstrument::Gauge);
+        }
         observed_cells!(
             self,
             def,
@@ -334,6 +359,9 @@ impl Backend for OtelBackend {
     }
 
     fn float_gauge(&self, def: Arc<InstrumentDef>) -> FloatGauge {
+        if self.cells_only {
+            return self.cells(&def, FloatGauge::new(def.clone()), AnyInstrument::FloatGauge);
+        }
         observed_cells!(
             self,
             def,
@@ -348,11 +376,15 @@ impl Backend for OtelBackend {
     }
 
     fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
-        self.declare(&def);
-        if self.histograms_in_cells {
+        if self.cells_only {
             let cells = HistogramCells::new(def.clone(), Some(current_span_ids));
-            return Histogram::new(def, Arc::new(cells));
+            return self.cells(
+                &def,
+                Histogram::new(def.clone(), Arc::new(cells)),
+                AnyInstrument::Histogram,
+            );
         }
+        self.declare(&def);
         let histogram = self
             .meter
             .f64_histogram(def.name().to_owned())

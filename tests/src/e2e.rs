@@ -230,8 +230,14 @@ impl Prometheus {
                 .unwrap_or_default();
             labels.sort();
             for exemplar in series["exemplars"].as_array().cloned().unwrap_or_default() {
-                let trace_id = exemplar["labels"]["trace_id"].as_str().unwrap_or_default().to_owned();
-                let value = exemplar["value"].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+                let trace_id = exemplar["labels"]["trace_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let value = exemplar["value"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
                 out.push((labels.clone(), trace_id, value));
             }
         }

@@ -278,8 +278,8 @@ pub(crate) struct OtlpExporter {
     health: Arc<ExportHealth>,
     runtime: Runtime,
     shut_down: AtomicBool,
-    /// outcometer's histograms, which are cells the SDK never collects.
-    histograms: cells::CellHistograms,
+    /// outcometer's instruments, which are cells the SDK never collects.
+    cells: cells::CellMetrics,
 }
 
 /// Initial back-off; it doubles up to [`MAX_BACKOFF`], plus up to 25% jitter.
@@ -411,7 +411,7 @@ impl PushMetricExporter for OtlpExporter {
         }
         let start = Instant::now();
         let mut request = ExportMetricsServiceRequest::from(metrics);
-        self.histograms.append(&mut request);
+        self.cells.append(&mut request);
         let outcome = self.runtime.block_on(async {
             tokio::select! {
                 result = self.send_with_retry(&request, start) => Some(result),
@@ -561,10 +561,7 @@ pub(crate) fn exporter(
         health,
         runtime,
         shut_down: AtomicBool::new(false),
-        histograms: cells::CellHistograms::new(
-            registry,
-            config.temporality != TemporalityPreference::Cumulative,
-        ),
+        cells: cells::CellMetrics::new(registry, config.temporality),
     })
 }
 
