@@ -509,3 +509,46 @@ fn a_tokio_deadline_allocates_nothing_per_run() {
     let counted = measure(runs);
     assert_eq!(counted.count_total, 0, "{counted:?}");
 }
+
+#[test]
+fn cells_only_instruments_record_without_allocating_even_writing_exemplars() {
+    // As an exporter's pipeline builds them: every instrument a cell, histograms
+    // keeping exemplars. Inside a sampled span each histogram record also writes
+    // its bucket's exemplar (trace id, span id, value, wall-clock time).
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider).cells_only();
+    outcometer::catalog::register_shipped_families(&backend).unwrap();
+    let instruments = backend.registry().unwrap().instruments();
+    let span = SpanContext::new(
+        TraceId::from(7_u128),
+        SpanId::from(9_u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    let _active = opentelemetry::Context::new()
+        .with_remote_span_context(span)
+        .attach();
+    let run = || {
+        for instrument in &instruments {
+            for series in 0..instrument.def().series_bound() + 2 {
+                for value in [0.0, 0.3, 2.5, 1e12, f64::NAN] {
+                    instrument.record_raw(series, value);
+                }
+            }
+        }
+    };
+    run();
+    let counted = measure(run);
+    assert_eq!(counted.count_total, 0, "{counted:?}");
+    let exemplars = instruments
+        .iter()
+        .filter_map(|i| match i {
+            outcometer::toolkit::AnyInstrument::Histogram(h) => h.cells(),
+            _ => None,
+        })
+        .filter(|c| (0..=c.bounds().len()).any(|bucket| c.exemplar(0, bucket).is_some()))
+        .count();
+    assert!(exemplars >= 9, "every histogram kept exemplars: {exemplars}");
+}

@@ -253,7 +253,9 @@ fn both_formats_pass_promtool_check_metrics() {
             false,
             TraceState::default(),
         );
-        let _active = opentelemetry::Context::new().with_remote_span_context(span).attach();
+        let _active = opentelemetry::Context::new()
+            .with_remote_span_context(span)
+            .attach();
         delivery.record_delivery_failure("https://a.example/x", 503, Duration::from_millis(80));
     }
     delivery.record_dead_letter("not a url");
