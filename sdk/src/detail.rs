@@ -63,6 +63,12 @@ pub(crate) fn seconds(duration: Option<std::time::Duration>) -> Option<f64> {
     duration.map(|d| d.as_secs_f64())
 }
 
+/// A name for an event, looked up only once the event is enabled: the by-name
+/// record methods pass `|| Some(name)`, the `…_at` ones a lookup of the admitted
+/// value (`None` for `_OTHER`), so a disabled event looks nothing up.
+pub(crate) trait Name<'a>: FnOnce() -> Option<&'a str> {}
+impl<'a, F: FnOnce() -> Option<&'a str>> Name<'a> for F {}
+
 /// Emits one outcome event of `family` at `DEBUG` under target
 /// `outcometer::<family>`: `outcome_event!("delivery", "attempt", url.path = p, …)`.
 ///

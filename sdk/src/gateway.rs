@@ -38,7 +38,7 @@ use crate::attr::status::{HttpStatus, StatusTextDimension, REGISTERED_STATUS_COD
 use crate::attr::{closed, AttrValue, Attribute, AttributeDoc, Dimension, OTHER};
 use crate::backend::Backend as MetricsBackend;
 use crate::cells::{Counter, Histogram, InFlightGuard, UpDownCounter};
-use crate::detail::{clip_name, outcome_event, seconds};
+use crate::detail::{clip_name, outcome_event, seconds, Name};
 use crate::error::ConfigError;
 use crate::instrument::{Coordinate, InstrumentSpec, Series};
 use crate::registry::{self, Family, FamilyBuilder};
@@ -856,12 +856,7 @@ impl GatewayRecorder {
 }
 
 // The trace events: names as given (clipped) by the by-name methods, the admitted
-// value (none for `_OTHER`) by the `…_at` ones. Names come as closures, called
-// only once the event is enabled: a disabled event looks nothing up.
-
-/// A name for an event, looked up only if the event is enabled.
-trait Name<'a>: FnOnce() -> Option<&'a str> {}
-impl<'a, F: FnOnce() -> Option<&'a str>> Name<'a> for F {}
+// value (none for `_OTHER`) by the `…_at` ones.
 
 #[inline]
 fn request_event<'a>(
