@@ -5,6 +5,8 @@
 //! 8 age buckets × 16 user scopes = 384 series, one series a call. Peers get their
 //! fastest idiomatic form: attributes and label values built before the loop.
 //! `contended2` splits the 384 series between two threads, 192 each, disjoint.
+//! With `--features tracing`, `tracing` measures the outcome events (docs/tracing.md):
+//! no subscriber, a subscriber whose filter disables them, and events enabled.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -548,5 +550,115 @@ fn by_outcome(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, record, contended, by_outcome);
+/// The `tracing` feature's outcome events on the delivery and idempotency paths:
+/// the pre-resolved delivery fast path (`record_result`, admitted host only), the
+/// by-URL detail path (`record_attempt`: host, path, attempt, status), and an
+/// idempotency outcome (8-hex scope formatted only if enabled). Each runs with
+/// - `no_subscriber`: the feature on, nothing installed (a library's default);
+/// - `info_filter`: a subscriber at `INFO`; the level check alone rejects DEBUG;
+/// - `filtered_out`: a subscriber that enables every other target at TRACE and
+///   turns `outcometer` off, so only the call site's cached interest rejects it;
+/// - `enabled`: the events delivered into a layer that reads every field and
+///   keeps nothing: the cost of computing the detail and dispatching.
+///
+/// Subscribers are set as the thread's scoped default (`with_default`), a
+/// thread-local lookup dearer than a global default: an upper bound.
+#[cfg(feature = "tracing")]
+fn tracing_events(c: &mut Criterion) {
+    use outcometer::DeliveryMetrics;
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+    /// Visits every field, keeps nothing.
+    struct ReadsFields;
+    struct Discard;
+    impl tracing::field::Visit for Discard {
+        fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            black_box(value);
+        }
+        fn record_str(&mut self, _: &tracing::field::Field, value: &str) {
+            black_box(value);
+        }
+    }
+    impl<S: tracing::Subscriber> Layer<S> for ReadsFields {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            event.record(&mut Discard);
+        }
+    }
+
+    let provider = provider();
+    let idempotency = IdempotencyCase::new(&provider, false);
+    let delivery = DeliveryCase::new(&provider);
+    let urls: Vec<String> = (0..SERIES)
+        .map(|i| {
+            let (_, _, s) = coords(i);
+            format!("https://user:pw@hook-{s}.example.com/events/{i}?token=secret")
+        })
+        .collect();
+    // Each subscriber is built just before its case and dropped after: a live
+    // dispatcher, even one never made the default, raises tracing's global max
+    // level and call-site interest for every other case.
+    type MakeDispatch = fn() -> Option<tracing::Dispatch>;
+    let subscribers: [(&str, MakeDispatch); 4] = [
+        ("no_subscriber", || None),
+        ("info_filter", || {
+            let filter = Targets::new().with_default(LevelFilter::INFO);
+            Some(tracing::Dispatch::new(
+                tracing_subscriber::registry().with(filter),
+            ))
+        }),
+        ("filtered_out", || {
+            let filter = Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target("outcometer", LevelFilter::OFF);
+            Some(tracing::Dispatch::new(
+                tracing_subscriber::registry().with(filter),
+            ))
+        }),
+        ("enabled", || {
+            let layer = ReadsFields.with_filter(Targets::new().with_default(LevelFilter::TRACE));
+            Some(tracing::Dispatch::new(tracing_subscriber::registry().with(layer)))
+        }),
+    ];
+    let mut group = c.benchmark_group("tracing");
+    for (case, make) in subscribers {
+        let dispatch = make();
+        let mut cases = || {
+            group.bench_function(BenchmarkId::new("delivery_result", case), |b| {
+                b.iter_custom(|iters| {
+                    one_thread(iters, |i| {
+                        let (endpoint, result, duration) = delivery.calls[black_box(i)];
+                        delivery.recorder.record_result(endpoint, result, duration);
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("delivery_attempt_by_url", case), |b| {
+                b.iter_custom(|iters| {
+                    one_thread(iters, |i| {
+                        let (_, result, duration) = delivery.calls[black_box(i)];
+                        let status = matches!(result, DeliveryResult::Success).then_some(200);
+                        delivery
+                            .recorder
+                            .record_attempt(&urls[i], 2, status, result, duration);
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("idempotency", case), |b| {
+                b.iter_custom(|iters| one_thread(iters, |i| idempotency.record(black_box(i))))
+            });
+        };
+        match &dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, cases),
+            None => cases(),
+        }
+        drop(dispatch);
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "tracing"))]
+fn tracing_events(_: &mut Criterion) {}
+
+criterion_group!(benches, record, contended, by_outcome, tracing_events);
 criterion_main!(benches);

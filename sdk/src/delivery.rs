@@ -271,7 +271,8 @@ impl DeliveryRecorder {
             server.address = host_of(url),
             url.path = url_path_of(url),
             http.response.status_code = status.or(failure_status(result)),
-            http.request.resend_count = attempt.map(|a| a.saturating_sub(1)),
+            // Semantic conventions: set on resends only (attempt 2 is resend 1).
+            http.request.resend_count = attempt.filter(|&a| a > 1).map(|a| a - 1),
             error.type = error_type(result),
             outcometer.outcome = result.outcome().as_str(),
             outcometer.duration_s = duration.as_secs_f64(),
