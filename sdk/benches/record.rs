@@ -5,6 +5,8 @@
 //! 8 age buckets × 16 user scopes = 384 series, one series a call. Peers get their
 //! fastest idiomatic form: attributes and label values built before the loop.
 //! `contended2` splits the 384 series between two threads, 192 each, disjoint.
+//! With `--features tracing`, `tracing` measures the outcome events (docs/tracing.md):
+//! no subscriber, a subscriber whose filter disables them, and events enabled.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -596,5 +598,139 @@ fn by_outcome(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, record, contended, by_outcome);
+/// The delivery and idempotency records the `tracing` feature adds events to:
+/// the pre-resolved delivery fast path (`record_result`, admitted host only), the
+/// by-URL detail path (`record_attempt`: host, path, attempt, status), and an
+/// idempotency outcome (8-hex scope formatted only if enabled).
+struct TracedCase {
+    idempotency: IdempotencyCase,
+    delivery: DeliveryCase,
+    urls: Vec<String>,
+}
+
+impl TracedCase {
+    fn new(provider: &SdkMeterProvider) -> Self {
+        let urls = (0..SERIES)
+            .map(|i| {
+                let (_, _, s) = coords(i);
+                format!("https://user:pw@hook-{s}.example.com/events/{i}?token=secret")
+            })
+            .collect();
+        TracedCase {
+            idempotency: IdempotencyCase::new(provider, false),
+            delivery: DeliveryCase::new(provider),
+            urls,
+        }
+    }
+
+    fn bench(&self, group: &mut Group<'_>, case: &str) {
+        use outcometer::DeliveryMetrics;
+        let delivery = &self.delivery;
+        group.bench_function(BenchmarkId::new("delivery_result", case), |b| {
+            b.iter_custom(|iters| {
+                one_thread(iters, |i| {
+                    let (endpoint, result, duration) = delivery.calls[black_box(i)];
+                    delivery.recorder.record_result(endpoint, result, duration);
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("delivery_attempt_by_url", case), |b| {
+            b.iter_custom(|iters| {
+                one_thread(iters, |i| {
+                    let (_, result, duration) = delivery.calls[black_box(i)];
+                    let status = matches!(result, DeliveryResult::Success).then_some(200);
+                    delivery
+                        .recorder
+                        .record_attempt(&self.urls[i], 2, status, result, duration);
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("idempotency", case), |b| {
+            b.iter_custom(|iters| one_thread(iters, |i| self.idempotency.record(black_box(i))))
+        });
+    }
+}
+
+/// What the `tracing` feature's outcome events cost (docs/tracing.md). Without
+/// the feature: `feature_off`, the baseline. With it, each case runs with
+/// - `no_subscriber`: nothing installed (a library's default);
+/// - `info_filter`: a subscriber at `INFO`; the level check alone rejects DEBUG;
+/// - `filtered_out`: a subscriber that enables every other target at TRACE and
+///   turns `outcometer` off, so only the call site's cached interest rejects it;
+/// - `enabled`: the events delivered into a layer that reads every field and
+///   keeps nothing: the cost of computing the detail and dispatching.
+///
+/// Subscribers are set as the thread's scoped default (`with_default`), a
+/// thread-local lookup dearer than a global default: an upper bound.
+fn tracing_events(c: &mut Criterion) {
+    let traced = TracedCase::new(&provider());
+    let mut group = c.benchmark_group("tracing");
+    #[cfg(not(feature = "tracing"))]
+    traced.bench(&mut group, "feature_off");
+    #[cfg(feature = "tracing")]
+    for (case, make) in subscribers::ALL {
+        // Built just before its case and dropped after: a live dispatcher, even
+        // one never made the default, raises tracing's global max level and
+        // call-site interest for every other case.
+        let dispatch = make();
+        match &dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, || traced.bench(&mut group, case)),
+            None => traced.bench(&mut group, case),
+        }
+        drop(dispatch);
+    }
+    group.finish();
+}
+
+#[cfg(feature = "tracing")]
+mod subscribers {
+    use std::hint::black_box;
+
+    use tracing::level_filters::LevelFilter;
+    use tracing::Dispatch;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    pub type MakeDispatch = fn() -> Option<Dispatch>;
+
+    pub const ALL: [(&str, MakeDispatch); 4] = [
+        ("no_subscriber", || None),
+        ("info_filter", || {
+            let filter = Targets::new().with_default(LevelFilter::INFO);
+            Some(Dispatch::new(tracing_subscriber::registry().with(filter)))
+        }),
+        ("filtered_out", || {
+            let filter = Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target("outcometer", LevelFilter::OFF);
+            Some(Dispatch::new(tracing_subscriber::registry().with(filter)))
+        }),
+        ("enabled", || {
+            let layer = ReadsFields.with_filter(Targets::new().with_default(LevelFilter::TRACE));
+            Some(Dispatch::new(tracing_subscriber::registry().with(layer)))
+        }),
+    ];
+
+    /// Visits every field of an event, keeps nothing.
+    struct ReadsFields;
+
+    struct Discard;
+
+    impl tracing::field::Visit for Discard {
+        fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            black_box(value);
+        }
+        fn record_str(&mut self, _: &tracing::field::Field, value: &str) {
+            black_box(value);
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for ReadsFields {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            event.record(&mut Discard);
+        }
+    }
+}
+
+criterion_group!(benches, record, contended, by_outcome, tracing_events);
 criterion_main!(benches);

@@ -50,6 +50,11 @@
 //! ```
 //!
 //! See `docs/metrics.md` for every instrument, its attributes and bounds.
+//!
+//! With the `tracing` feature, every outcome record also emits a `DEBUG` event
+//! under target `outcometer::<family>` in the current span, carrying the detail
+//! metrics drop (full user scope, endpoint path, attempt, raw names): see
+//! [`detail`] and `docs/tracing.md`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -62,6 +67,7 @@ pub(crate) mod cells;
 pub(crate) mod checkpoint;
 pub(crate) mod dedup;
 pub(crate) mod delivery;
+pub mod detail;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod histogram;
