@@ -82,6 +82,8 @@ if command -v prometheus-alertmanager >/dev/null; then
 fi
 install_rotel || missing "could not install rotel==$ROTEL_VERSION from PyPI into $TOOLS/venv"
 
+# --all-features includes the SDK's `tracing` feature: its property test
+# (sdk/tests/tracing_detail.rs) and no_alloc's subscriber cases run with it.
 cargo test --workspace --all-features --locked "$@"
 # Each benchmark once, as a test: their setup checks must hold. Timings come
 # from `cargo bench` (docs/performance.md), never from tests.

@@ -32,6 +32,7 @@ use outcometer::toolkit::{
 };
 use outcometer::ConfigError;
 use outcometer_exporter::exposition::Format;
+use outcometer_exporter::otlp::CellEncoder;
 use outcometer_exporter::{ExporterKind, Telemetry};
 use prometheus_client::metrics::counter::Counter as ClientCounter;
 use prometheus_client::metrics::family::Family as ClientFamily;
@@ -393,6 +394,8 @@ struct Manual {
     reader: Arc<ManualReader>,
     provider: SdkMeterProvider,
     backend: OtelBackend,
+    /// For a pipeline's cells-only backend: what its OTLP exporter appends.
+    cells: Option<CellEncoder>,
 }
 
 #[derive(Debug, Clone)]
@@ -420,14 +423,17 @@ impl MetricReader for SharedReader {
 }
 
 impl Manual {
-    /// For outcometer's instruments: with the views the pipeline adds
-    /// (`OtelBackend::with_views`), so each instrument's cardinality limit is
-    /// its declared bound, as when the pipeline pushes.
+    /// For outcometer's instruments, as the pipeline pushes them.
     fn new() -> Self {
         let reader = Arc::new(ManualReader::builder().build());
-        let (provider, backend) =
-            OtelBackend::with_views(SdkMeterProvider::builder().with_reader(SharedReader(reader.clone())));
+        let provider = SdkMeterProvider::builder()
+            .with_reader(SharedReader(reader.clone()))
+            .build();
+        // As the pipeline builds it: outcometer's instruments only in the cells,
+        // encoded into the request by the OTLP exporter.
+        let backend = OtelBackend::from_provider(&provider).cells_only();
         Manual {
+            cells: Some(CellEncoder::new(backend.shared_registry())),
             reader,
             provider,
             backend,
@@ -445,13 +451,17 @@ impl Manual {
             reader,
             provider,
             backend,
+            cells: None,
         }
     }
 
     fn export(&self) -> Vec<u8> {
         let mut batch = ResourceMetrics::default();
         let _ = self.reader.collect(&mut batch);
-        ExportMetricsServiceRequest::from(&batch).encode_to_vec()
+        match &self.cells {
+            Some(cells) => cells.encode(&batch),
+            None => ExportMetricsServiceRequest::from(&batch).encode_to_vec(),
+        }
     }
 }
 

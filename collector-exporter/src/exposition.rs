@@ -1,12 +1,13 @@
 //! The Prometheus text (0.0.4) and OpenMetrics 1.0 encoder, straight from the cells.
 //!
-//! outcometer's counters, up-down counters and gauges are rendered from their
-//! atomic cells, with each series' label text rendered once and reused: a scrape
-//! is a walk over the cells, integer formatting and `memcpy`. Everything else —
-//! outcometer's histograms (bound OpenTelemetry histograms) and the application's
-//! own instruments — comes from one SDK collection, run with outcometer's cell
-//! callbacks switched off ([`outcometer::otel::collect_without_cells`]), so no
-//! instrument is rendered twice and no series is rebuilt through the SDK.
+//! outcometer's counters, up-down counters, gauges and histograms are rendered
+//! from their atomic cells, with each series' label text rendered once and reused:
+//! a scrape is a walk over the cells, integer formatting and `memcpy`. Histogram
+//! buckets carry their latest exemplar in OpenMetrics (ADR 0007). Everything else —
+//! the application's own instruments, and histograms the SDK keeps — comes from one
+//! SDK collection, run with outcometer's cell callbacks switched off
+//! ([`outcometer::otel::collect_without_cells`]), so no instrument is rendered twice
+//! and no series is rebuilt through the SDK.
 //!
 //! Names follow the OpenTelemetry → Prometheus compatibility rules
 //! ([`outcometer::catalog::prometheus_metric_name`]); resource attributes become
@@ -25,7 +26,7 @@ use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::Resource;
 use outcometer::catalog::{prometheus_metric_name, push_sanitized};
 use outcometer::otel::{collect_without_cells, SCOPE_NAME};
-use outcometer::toolkit::{AnyInstrument, InstrumentDef, Registry};
+use outcometer::toolkit::{AnyInstrument, Exemplar, HistogramCells, InstrumentDef, Registry};
 
 /// Which exposition format a scrape asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +104,9 @@ struct Rendered {
     labels: Box<[OnceLock<Box<str>>]>,
     /// Up-down counters: series that have been non-zero (reported from then on).
     touched: Box<[AtomicBool]>,
+    /// Histograms kept in cells: `le="…"` per bucket, `+Inf` last, per format.
+    le_text: Box<[Box<[u8]>]>,
+    le_om: Box<[Box<[u8]>]>,
 }
 
 struct Cache {
@@ -322,7 +326,13 @@ impl Rendered {
             let _ = writeln!(header_om, "# UNIT {family} {unit}");
         }
         let series = def.series_bound();
+        let bounds = match &instrument {
+            AnyInstrument::Histogram(h) => h.cells().map_or(&[][..], |cells| cells.bounds()),
+            _ => &[],
+        };
         Rendered {
+            le_text: le_labels(bounds, Format::Text),
+            le_om: le_labels(bounds, Format::OpenMetrics),
             instrument,
             labels: (0..series).map(|_| OnceLock::new()).collect(),
             touched: (0..series).map(|_| AtomicBool::new(false)).collect(),
@@ -399,10 +409,123 @@ impl Rendered {
                     sample(out, series, Sample::F(value));
                 }
             }
-            // Histograms come from the SDK collection; unknown kinds are not ours to guess.
+            AnyInstrument::Histogram(h) => {
+                // Histograms the SDK keeps (not in cells) come from its collection.
+                if let Some(cells) = h.cells() {
+                    self.render_histogram(cells, format, scope, header, out);
+                }
+            }
+            // Unknown kinds are not ours to guess.
             _ => {}
         }
     }
+
+    /// Buckets, `_sum` and `_count` of each recorded series, with each bucket's
+    /// latest exemplar in OpenMetrics. One pass over the bucket counts gives both
+    /// the cumulative buckets and `_count`, so `+Inf` equals `_count` even while
+    /// threads record.
+    fn render_histogram(
+        &self,
+        cells: &HistogramCells,
+        format: Format,
+        scope: Option<&str>,
+        mut header: Option<&String>,
+        out: &mut Vec<u8>,
+    ) {
+        let le = match format {
+            Format::Text => &self.le_text,
+            Format::OpenMetrics => &self.le_om,
+        };
+        for series in cells.recorded_series() {
+            let Some(labels) = self.label_text(series) else {
+                continue;
+            };
+            if let Some(header) = header.take() {
+                out.extend_from_slice(header.as_bytes());
+            }
+            let mut cumulative = 0u64;
+            for (bucket, (count, le)) in cells.bucket_counts(series).zip(le.iter()).enumerate() {
+                cumulative += count;
+                out.extend_from_slice(self.sample.as_bytes());
+                out.extend_from_slice(b"_bucket{");
+                if !labels.is_empty() {
+                    out.extend_from_slice(labels.as_bytes());
+                    out.push(b',');
+                }
+                out.extend_from_slice(le);
+                if let Some(scope) = scope {
+                    out.push(b',');
+                    out.extend_from_slice(scope.as_bytes());
+                }
+                out.extend_from_slice(b"} ");
+                Sample::U(cumulative).write(out);
+                if format == Format::OpenMetrics {
+                    if let Some(exemplar) = cells.exemplar(series, bucket) {
+                        write_exemplar(out, &exemplar);
+                    }
+                }
+                out.push(b'\n');
+            }
+            for (suffix, value) in [
+                ("_sum", Sample::F(cells.sum(series))),
+                ("_count", Sample::U(cumulative)),
+            ] {
+                out.extend_from_slice(self.sample.as_bytes());
+                out.extend_from_slice(suffix.as_bytes());
+                write_labels(out, labels, scope);
+                out.push(b' ');
+                value.write(out);
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// ` # {trace_id="…",span_id="…"} value timestamp`: an OpenMetrics exemplar.
+fn write_exemplar(out: &mut Vec<u8>, exemplar: &Exemplar) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex = |bytes: &[u8], out: &mut Vec<u8>| {
+        for byte in bytes {
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        }
+    };
+    out.extend_from_slice(b" # {trace_id=\"");
+    hex(&exemplar.ids.trace_id, out);
+    out.extend_from_slice(b"\",span_id=\"");
+    hex(&exemplar.ids.span_id, out);
+    out.extend_from_slice(b"\"} ");
+    write_float(out, exemplar.value);
+    out.push(b' ');
+    let seconds = exemplar.time_unix_nano / 1_000_000_000;
+    let millis = exemplar.time_unix_nano % 1_000_000_000 / 1_000_000;
+    out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+    out.push(b'.');
+    for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+        out.push(b'0' + digit as u8);
+    }
+}
+
+/// `le="…"` for each boundary and `+Inf`; OpenMetrics wants canonical floats (`1.0`).
+fn le_labels(bounds: &[f64], format: Format) -> Box<[Box<[u8]>]> {
+    if bounds.is_empty() {
+        return Box::default();
+    }
+    bounds
+        .iter()
+        .map(|&bound| {
+            let mut v = b"le=\"".to_vec();
+            let start = v.len();
+            write_float(&mut v, bound);
+            let text = &v[start..];
+            if format == Format::OpenMetrics && !text.contains(&b'.') && !text.contains(&b'e') {
+                v.extend_from_slice(b".0");
+            }
+            v.push(b'"');
+            v.into_boxed_slice()
+        })
+        .chain(std::iter::once(b"le=\"+Inf\"".to_vec().into_boxed_slice()))
+        .collect()
 }
 
 /// The unit word a family name ends with, for `# UNIT` (OpenMetrics requires the
@@ -684,29 +807,16 @@ impl SdkFamily<'_> {
         let name = prometheus_metric_name(self.name, self.unit, false);
         // `le="…"` per bucket, rendered once per instrument (every point of an
         // instrument has the same boundaries), then copied into each line.
-        let mut le: Vec<Vec<u8>> = Vec::new();
+        let mut le: Vec<Box<[u8]>> = Vec::new();
         let mut labels = String::new();
         for point in points {
             if le.is_empty() {
                 self.header(&name, "histogram", out);
-                le = point
-                    .bounds()
-                    .map(|bound| {
-                        let mut v = b"le=\"".to_vec();
-                        let start = v.len();
-                        write_float(&mut v, bound);
-                        let text = &v[start..];
-                        if self.format == Format::OpenMetrics
-                            && !text.contains(&b'.')
-                            && !text.contains(&b'e')
-                        {
-                            v.extend_from_slice(b".0");
-                        }
-                        v.push(b'"');
-                        v
-                    })
-                    .chain(std::iter::once(b"le=\"+Inf\"".to_vec()))
-                    .collect();
+                let bounds: Vec<f64> = point.bounds().collect();
+                le = le_labels(&bounds, self.format).into_vec();
+                if le.is_empty() {
+                    le.push(b"le=\"+Inf\"".to_vec().into_boxed_slice());
+                }
             }
             labels.clear();
             labels_into(&mut labels, point.attributes());

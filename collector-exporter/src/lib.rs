@@ -31,6 +31,7 @@ pub mod otlp;
 mod pipeline;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod push;
 mod report;
 #[cfg(feature = "signal")]
 mod signal;

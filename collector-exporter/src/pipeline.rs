@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::Resource;
 use outcometer::otel::OtelBackend;
@@ -94,7 +94,7 @@ impl Telemetry {
         for warning in &config.warnings {
             crate::report::warn_once(&warning.message);
         }
-        let registry = Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget);
+        let registry = Arc::new(Registry::new(namespace.as_deref().unwrap_or(""))?.on_register(log_budget));
         let health = Arc::new(ExportHealth::default());
         let resource = Resource::builder_empty()
             .with_detector(Box::new(TelemetryResourceDetector))
@@ -131,12 +131,13 @@ impl Telemetry {
                         config.export_timeout,
                         health.clone(),
                         cutoff.clone(),
+                        registry.clone(),
                         &otlp_runtime,
                     )?;
                     push_target = Some((exporter.name(), crate::otlp::display_endpoint(&otlp.endpoint)));
                     abandon_at_shutdown =
                         exporter.temporality_preference() == crate::config::TemporalityPreference::Cumulative;
-                    builder = builder.with_reader(periodic(exporter, &config));
+                    builder = builder.with_reader(push_reader(exporter, &config)?);
                 }
                 #[cfg(not(feature = "otlp"))]
                 ExporterKind::Otlp => {
@@ -146,7 +147,10 @@ impl Telemetry {
                     })
                 }
                 ExporterKind::Console => {
-                    builder = builder.with_reader(periodic(crate::console::ConsoleExporter, &config));
+                    builder = builder.with_reader(push_reader(
+                        crate::console::ConsoleExporter::new(registry.clone()),
+                        &config,
+                    )?);
                 }
                 #[cfg(feature = "prometheus")]
                 ExporterKind::Prometheus => {
@@ -171,7 +175,9 @@ impl Telemetry {
             builder = builder.with_view(crate::views::cardinality_limits(&config.cardinality_limits));
         }
         let (provider, backend) = OtelBackend::with_views(builder);
-        let backend = backend.with_registry(registry);
+        // The encoders read every outcometer instrument from the cells (histograms
+        // with exemplars); the SDK's readers see only the application's.
+        let backend = backend.with_registry(registry).cells_only();
         #[cfg(feature = "prometheus")]
         let pull = {
             // Without the Prometheus exporter (or with the SDK disabled) the
@@ -336,11 +342,11 @@ impl Telemetry {
     }
 
     /// Flushes the last interval and the spans not yet sent, and stops every
-    /// reader, the tracer provider and the pull endpoint; both signals are flushed
-    /// at the same time, so the whole takes at most the shutdown timeout (default 5 s; the SDK's periodic
-    /// reader waits at most 5 s for its last export, so the final export gets the
-    /// shorter of the two). The error names each export that failed and where it
-    /// was going. From async code, use [`Telemetry::shutdown_async`].
+    /// reader, the tracer provider and the pull endpoint, blocking at most the
+    /// shutdown timeout (default 5 s), which also bounds the final exports; both
+    /// signals are flushed at the same time. The error names each export that
+    /// failed and where it was going. From async code, use
+    /// [`Telemetry::shutdown_async`].
     pub fn shutdown(self) -> Result<(), SetupError> {
         self.shutdown_once()
     }
@@ -406,13 +412,8 @@ impl Telemetry {
         // is reported as its own failure rather than as a give-up.
         #[cfg(feature = "otlp")]
         {
-            let reader_wait = match operation {
-                Operation::Shutdown => limit.min(SDK_READER_SHUTDOWN_WAIT),
-                Operation::Flush => limit,
-            };
-            let margin = (reader_wait / 10).min(std::time::Duration::from_millis(250));
-            self.cutoff
-                .set(Some(std::time::Instant::now() + reader_wait - margin));
+            let margin = (limit / 10).min(std::time::Duration::from_millis(250));
+            self.cutoff.set(Some(std::time::Instant::now() + limit - margin));
             if operation == Operation::Shutdown && self.abandon_at_shutdown {
                 self.cutoff.abandon_in_progress();
             }
@@ -502,11 +503,6 @@ fn merge(
     }
 }
 
-/// How long the SDK's `PeriodicReader::shutdown` waits for its last export
-/// (hard-coded in opentelemetry_sdk 0.33).
-#[cfg(feature = "otlp")]
-const SDK_READER_SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Drop for Telemetry {
     fn drop(&mut self) {
         #[cfg(feature = "prometheus")]
@@ -517,13 +513,15 @@ impl Drop for Telemetry {
     }
 }
 
-fn periodic<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>(
+/// A reader pushing through `exporter` every export interval.
+fn push_reader<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>(
     exporter: E,
     config: &ResolvedConfig,
-) -> PeriodicReader<E> {
-    PeriodicReader::builder(exporter)
-        .with_interval(config.export_interval)
-        .build()
+) -> Result<crate::push::PushReader<E>, SetupError> {
+    crate::push::PushReader::start(exporter, config.export_interval).map_err(|source| SetupError::Runtime {
+        what: "metrics push thread",
+        source,
+    })
 }
 
 /// Logs each family as it registers, with the series budget after it.

@@ -3,16 +3,15 @@
 //!
 //! Request, error and pending counts are sums over the gateway recorder's cells
 //! (found in the pipeline's registry); averages are sum ÷ count of the
-//! `request.duration` and `backend.latency` histogram points of one SDK
-//! collection, the same kind the exposition runs; `healthy` is one run of the
+//! `request.duration` and `backend.latency` histogram cells, the ones the
+//! exposition renders; `healthy` is one run of the
 //! recorder's fleet callback. Nothing is counted twice, so the summary and a
 //! scrape taken at the same instant agree. The schema is in `docs/stats.md`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use opentelemetry::Value;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use outcometer::toolkit::{AnyInstrument, Registry};
 use outcometer::GatewayRecorder;
 
 use crate::exposition::Exposition;
@@ -89,27 +88,28 @@ pub enum StatsUnavailable {
 /// Per attribute value: histogram count and sum.
 type Totals = HashMap<String, (u64, f64)>;
 
-/// Sums the count and sum of every point of histogram `name` by the value of
-/// attribute `key`.
-fn histogram_totals(metrics: &ResourceMetrics, name: &str, key: &str) -> Totals {
+/// Sums the count and sum of every series of histogram `name` (kept in cells)
+/// by the value of attribute `key`.
+fn histogram_totals(registry: &Registry, name: &str, key: &str) -> Totals {
     let mut totals = Totals::new();
-    let metric = metrics
-        .scope_metrics()
-        .flat_map(|scope| scope.metrics())
-        .find(|metric| metric.name() == name);
-    if let Some(AggregatedMetrics::F64(MetricData::Histogram(histogram))) = metric.map(|m| m.data()) {
-        for point in histogram.data_points() {
-            let value = point
-                .attributes()
-                .find(|kv| kv.key.as_str() == key)
-                .map(|kv| match &kv.value {
-                    Value::String(s) => s.as_str().to_owned(),
-                    other => other.to_string(),
-                });
+    for instrument in registry.instruments() {
+        let AnyInstrument::Histogram(histogram) = instrument else {
+            continue;
+        };
+        let Some(cells) = histogram.cells().filter(|c| c.def().name() == name) else {
+            continue;
+        };
+        for series in cells.recorded_series() {
+            let value = cells
+                .def()
+                .attributes(series)
+                .into_iter()
+                .find(|a| a.key == key)
+                .map(|a| a.value.to_text());
             if let Some(value) = value {
                 let entry = totals.entry(value).or_default();
-                entry.0 += point.count();
-                entry.1 += point.sum();
+                entry.0 += cells.count(series);
+                entry.1 += cells.sum(series);
             }
         }
     }
@@ -138,14 +138,8 @@ pub(crate) fn snapshot(exposition: &Exposition) -> Result<Stats, StatsUnavailabl
             })
             .ok_or(StatsUnavailable::ShutDown);
     };
-    let (durations, latencies) = exposition
-        .collect_sdk(|metrics| {
-            (
-                histogram_totals(metrics, gateway.request_duration_name(), "model"),
-                histogram_totals(metrics, gateway.backend_latency_name(), "backend"),
-            )
-        })
-        .ok_or(StatsUnavailable::ShutDown)?;
+    let durations = histogram_totals(registry, gateway.request_duration_name(), "model");
+    let latencies = histogram_totals(registry, gateway.backend_latency_name(), "backend");
     let summary = gateway.summary();
     Ok(Stats {
         uptime_seconds,

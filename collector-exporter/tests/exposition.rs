@@ -97,6 +97,7 @@ fn populate(backend: &OtelBackend, provider: &SdkMeterProvider) {
     }
     for instrument in registry.instruments() {
         let def = instrument.def();
+        let mut first_complete = None;
         for s in 0..def.series_bound() {
             // Only series a recorder can reach: every dimension has its value
             // (an admission slot not yet admitted has none).
@@ -108,10 +109,12 @@ fn populate(backend: &OtelBackend, provider: &SdkMeterProvider) {
             });
             if complete {
                 instrument.record_raw(s, 1.0 + (s % 13) as f64 * 0.37);
+                first_complete.get_or_insert(s);
             }
         }
-        if let AnyInstrument::Histogram(_) = instrument {
-            instrument.record_raw(0, 12.5);
+        // A second measurement in another bucket of a reachable series.
+        if let (AnyInstrument::Histogram(_), Some(s)) = (&instrument, first_complete) {
+            instrument.record_raw(s, 12.5);
         }
     }
     let meter = provider.meter("app");

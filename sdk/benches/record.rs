@@ -5,6 +5,8 @@
 //! 8 age buckets × 16 user scopes = 384 series, one series a call. Peers get their
 //! fastest idiomatic form: attributes and label values built before the loop.
 //! `contended2` splits the 384 series between two threads, 192 each, disjoint.
+//! With `--features tracing`, `tracing` measures the outcome events (docs/tracing.md):
+//! no subscriber, a subscriber whose filter disables them, and events enabled.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -144,14 +146,21 @@ struct DeliveryCase {
 
 impl DeliveryCase {
     /// Same shape: 3 results × 8 durations × 16 endpoints.
-    fn new(provider: &SdkMeterProvider) -> Self {
+    fn new(provider: &SdkMeterProvider, histograms_in_cells: bool) -> Self {
         const RESULTS: [DeliveryResult; 3] = [
             DeliveryResult::Success,
             DeliveryResult::Failure(503),
             DeliveryResult::Error(ErrorKind::Timeout),
         ];
+        let backend = OtelBackend::from_provider(provider);
+        let backend = if histograms_in_cells {
+            // A registry of its own: the SDK-histogram recorder above is another family instance.
+            backend.namespace("cells").expect("namespace").cells_only()
+        } else {
+            backend
+        };
         let recorder = DeliveryRecorder::builder()
-            .build(&OtelBackend::from_provider(provider))
+            .build(&backend)
             .expect("default delivery recorder");
         let endpoints: Vec<Endpoint> = (0..SCOPES)
             .map(|s| recorder.endpoint(&format!("https://hook-{s}.example.com/events")))
@@ -351,7 +360,7 @@ fn record(c: &mut Criterion) {
         });
     }
 
-    let delivery = DeliveryCase::new(&provider);
+    let delivery = DeliveryCase::new(&provider, false);
     group.bench_function("outcometer_delivery", |b| {
         b.iter_custom(|iters| {
             one_thread(iters, |i| {
@@ -360,6 +369,7 @@ fn record(c: &mut Criterion) {
             })
         })
     });
+    histograms(&mut group, &provider);
 
     pipeline(&mut group, &provider);
 
@@ -459,6 +469,46 @@ fn record(c: &mut Criterion) {
     );
 }
 
+/// Histograms: the SDK's bound histogram against outcometer's cells (what the
+/// exporter's pipeline uses), outside any span and inside a sampled span (an
+/// exemplar written per record), and the `prometheus` crate's prebound histogram.
+fn histograms(group: &mut Group<'_>, provider: &SdkMeterProvider) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let cells = DeliveryCase::new(provider, true);
+    let record = |case: &DeliveryCase, i: usize| {
+        let (endpoint, result, duration) = case.calls[black_box(i)];
+        case.recorder.record_result(endpoint, result, duration);
+    };
+    group.bench_function("outcometer_delivery_cells", |b| {
+        b.iter_custom(|iters| one_thread(iters, |i| record(&cells, i)))
+    });
+    let sampled = SpanContext::new(
+        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
+        SpanId::from(0xb7ad_6b71_6920_3331_u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    group.bench_function("outcometer_delivery_cells_sampled_span", |b| {
+        let _span = opentelemetry::Context::new()
+            .with_remote_span_context(sampled.clone())
+            .attach();
+        b.iter_custom(|iters| one_thread(iters, |i| record(&cells, i)))
+    });
+
+    let registry = prometheus::Registry::new();
+    let opts = prometheus::HistogramOpts::new("prometheus_histogram", "peer")
+        .buckets(outcometer::toolkit::DELIVERY_DURATION_BOUNDARIES_SECONDS.to_vec());
+    let vec = prometheus::HistogramVec::new(opts, &["outcome", "user_scope", "age_bucket"])
+        .expect("valid prometheus histogram");
+    registry.register(Box::new(vec.clone())).expect("registered once");
+    let prebound: Vec<_> = (0..SERIES).map(|i| vec.with_label_values(&labels(i))).collect();
+    let values: Vec<f64> = (0..SERIES).map(|i| cells.calls[i].2.as_secs_f64()).collect();
+    group.bench_function("prometheus_histogram_prebound", |b| {
+        b.iter_custom(|iters| one_thread(iters, |i| prebound[black_box(i)].observe(values[i])))
+    });
+}
+
 /// Time per op per thread with two threads on the same instrument, each
 /// recording its own half of the series: thread `k` cycles over series
 /// `k * SERIES / 2 .. (k + 1) * SERIES / 2`. The halves are disjoint, so any cost
@@ -548,5 +598,139 @@ fn by_outcome(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, record, contended, by_outcome);
+/// The delivery and idempotency records the `tracing` feature adds events to:
+/// the pre-resolved delivery fast path (`record_result`, admitted host only), the
+/// by-URL detail path (`record_attempt`: host, path, attempt, status), and an
+/// idempotency outcome (8-hex scope formatted only if enabled).
+struct TracedCase {
+    idempotency: IdempotencyCase,
+    delivery: DeliveryCase,
+    urls: Vec<String>,
+}
+
+impl TracedCase {
+    fn new(provider: &SdkMeterProvider) -> Self {
+        let urls = (0..SERIES)
+            .map(|i| {
+                let (_, _, s) = coords(i);
+                format!("https://user:pw@hook-{s}.example.com/events/{i}?token=secret")
+            })
+            .collect();
+        TracedCase {
+            idempotency: IdempotencyCase::new(provider, false),
+            delivery: DeliveryCase::new(provider),
+            urls,
+        }
+    }
+
+    fn bench(&self, group: &mut Group<'_>, case: &str) {
+        use outcometer::DeliveryMetrics;
+        let delivery = &self.delivery;
+        group.bench_function(BenchmarkId::new("delivery_result", case), |b| {
+            b.iter_custom(|iters| {
+                one_thread(iters, |i| {
+                    let (endpoint, result, duration) = delivery.calls[black_box(i)];
+                    delivery.recorder.record_result(endpoint, result, duration);
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("delivery_attempt_by_url", case), |b| {
+            b.iter_custom(|iters| {
+                one_thread(iters, |i| {
+                    let (_, result, duration) = delivery.calls[black_box(i)];
+                    let status = matches!(result, DeliveryResult::Success).then_some(200);
+                    delivery
+                        .recorder
+                        .record_attempt(&self.urls[i], 2, status, result, duration);
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("idempotency", case), |b| {
+            b.iter_custom(|iters| one_thread(iters, |i| self.idempotency.record(black_box(i))))
+        });
+    }
+}
+
+/// What the `tracing` feature's outcome events cost (docs/tracing.md). Without
+/// the feature: `feature_off`, the baseline. With it, each case runs with
+/// - `no_subscriber`: nothing installed (a library's default);
+/// - `info_filter`: a subscriber at `INFO`; the level check alone rejects DEBUG;
+/// - `filtered_out`: a subscriber that enables every other target at TRACE and
+///   turns `outcometer` off, so only the call site's cached interest rejects it;
+/// - `enabled`: the events delivered into a layer that reads every field and
+///   keeps nothing: the cost of computing the detail and dispatching.
+///
+/// Subscribers are set as the thread's scoped default (`with_default`), a
+/// thread-local lookup dearer than a global default: an upper bound.
+fn tracing_events(c: &mut Criterion) {
+    let traced = TracedCase::new(&provider());
+    let mut group = c.benchmark_group("tracing");
+    #[cfg(not(feature = "tracing"))]
+    traced.bench(&mut group, "feature_off");
+    #[cfg(feature = "tracing")]
+    for (case, make) in subscribers::ALL {
+        // Built just before its case and dropped after: a live dispatcher, even
+        // one never made the default, raises tracing's global max level and
+        // call-site interest for every other case.
+        let dispatch = make();
+        match &dispatch {
+            Some(dispatch) => tracing::dispatcher::with_default(dispatch, || traced.bench(&mut group, case)),
+            None => traced.bench(&mut group, case),
+        }
+        drop(dispatch);
+    }
+    group.finish();
+}
+
+#[cfg(feature = "tracing")]
+mod subscribers {
+    use std::hint::black_box;
+
+    use tracing::level_filters::LevelFilter;
+    use tracing::Dispatch;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    pub type MakeDispatch = fn() -> Option<Dispatch>;
+
+    pub const ALL: [(&str, MakeDispatch); 4] = [
+        ("no_subscriber", || None),
+        ("info_filter", || {
+            let filter = Targets::new().with_default(LevelFilter::INFO);
+            Some(Dispatch::new(tracing_subscriber::registry().with(filter)))
+        }),
+        ("filtered_out", || {
+            let filter = Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target("outcometer", LevelFilter::OFF);
+            Some(Dispatch::new(tracing_subscriber::registry().with(filter)))
+        }),
+        ("enabled", || {
+            let layer = ReadsFields.with_filter(Targets::new().with_default(LevelFilter::TRACE));
+            Some(Dispatch::new(tracing_subscriber::registry().with(layer)))
+        }),
+    ];
+
+    /// Visits every field of an event, keeps nothing.
+    struct ReadsFields;
+
+    struct Discard;
+
+    impl tracing::field::Visit for Discard {
+        fn record_debug(&mut self, _: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            black_box(value);
+        }
+        fn record_str(&mut self, _: &tracing::field::Field, value: &str) {
+            black_box(value);
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for ReadsFields {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            event.record(&mut Discard);
+        }
+    }
+}
+
+criterion_group!(benches, record, contended, by_outcome, tracing_events);
 criterion_main!(benches);

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
 use crate::attr::{closed, Dimension};
 use crate::cells::{Counter, Histogram};
+use crate::detail::{clip_name, outcome_event, Name};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
 use crate::registry::{Family, FamilyBuilder};
@@ -200,10 +201,24 @@ struct ActionCells {
 }
 
 impl ActionCells {
+    /// Records one run; its trace event carries `name`: as given by the by-name
+    /// method, admitted (`None` for `_OTHER`) by the others.
     #[inline]
-    fn record(&self, action: Admitted, outcome: ActionOutcome, duration: Duration) {
+    fn record<'a>(&self, action: Admitted, outcome: ActionOutcome, duration: Duration, name: impl Name<'a>) {
         self.executed.add((action, outcome), 1);
         self.duration.record((action, outcome), duration.as_secs_f64());
+        outcome_event!(
+            "actions",
+            "action run",
+            outcometer.action.name = name().map(clip_name),
+            outcometer.outcome = outcome.as_str(),
+            outcometer.duration_s = duration.as_secs_f64(),
+        );
+    }
+
+    /// `action`'s admitted name, for trace events.
+    fn admitted_name(&self, action: Admitted) -> Option<&str> {
+        self.actions.value(action.index())
     }
 }
 
@@ -258,7 +273,7 @@ impl ActionRecorder {
     #[inline]
     pub fn record_at(&self, action: ActionName, outcome: ActionOutcome, duration: Duration) {
         if let (Some(cells), Some(at)) = (&self.cells, action.0) {
-            cells.record(at, outcome, duration);
+            cells.record(at, outcome, duration, || cells.admitted_name(at));
         }
     }
 
@@ -299,7 +314,9 @@ impl ActionRecorder {
 
 impl ActionMetrics for ActionRecorder {
     fn record_action(&self, action: &str, outcome: ActionOutcome, duration: Duration) {
-        self.record_at(self.action(action), outcome, duration);
+        if let (Some(cells), Some(at)) = (&self.cells, self.action(action).0) {
+            cells.record(at, outcome, duration, || Some(action));
+        }
     }
 }
 
@@ -582,7 +599,10 @@ impl Run {
     #[inline]
     fn finish(&mut self, outcome: ActionOutcome) {
         if let Some(run) = self.0.take() {
-            run.cells.record(run.action, outcome, run.start.elapsed());
+            let cells = &run.cells;
+            cells.record(run.action, outcome, run.start.elapsed(), || {
+                cells.admitted_name(run.action)
+            });
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
 use crate::attr::{closed, Dimension};
 use crate::cells::{Counter, Gauge};
+use crate::detail::{clip_name, outcome_event, Name};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
 use crate::registry::{Family, FamilyBuilder};
@@ -239,16 +240,46 @@ impl CacheRecorder {
     /// One lookup in a pre-resolved cache found `result`: the fast path.
     #[inline]
     pub fn record_get_at(&self, cache: Cache, result: CacheResult) {
-        if let (Some(cells), Some(at)) = (&self.cells, cache.0) {
-            cells.gets.add((at, result), 1);
-        }
+        self.get_named(cache, result, || self.admitted_name(cache));
     }
 
     /// One entry left a pre-resolved cache for `cause`.
     #[inline]
     pub fn record_eviction_at(&self, cache: Cache, cause: EvictionCause) {
+        self.eviction_named(cache, cause, || self.admitted_name(cache));
+    }
+
+    /// `cache`'s admitted name, for trace events (`None` for `_OTHER`).
+    fn admitted_name(&self, cache: Cache) -> Option<&str> {
+        self.cells.as_ref()?.caches.value(cache.0?.index())
+    }
+
+    // The record paths, with the name their trace event carries: as given by
+    // the by-name methods, admitted by the `…_at` ones.
+
+    #[inline]
+    fn get_named<'a>(&self, cache: Cache, result: CacheResult, name: impl Name<'a>) {
+        if let (Some(cells), Some(at)) = (&self.cells, cache.0) {
+            cells.gets.add((at, result), 1);
+            outcome_event!(
+                "cache",
+                "cache get",
+                outcometer.cache.name = name().map(clip_name),
+                outcometer.result = result.as_str(),
+            );
+        }
+    }
+
+    #[inline]
+    fn eviction_named<'a>(&self, cache: Cache, cause: EvictionCause, name: impl Name<'a>) {
         if let (Some(cells), Some(at)) = (&self.cells, cache.0) {
             cells.evictions.add((at, cause), 1);
+            outcome_event!(
+                "cache",
+                "cache eviction",
+                outcometer.cache.name = name().map(clip_name),
+                outcometer.cause = cause.as_str(),
+            );
         }
     }
 
@@ -293,10 +324,10 @@ impl CacheRecorder {
 
 impl CacheMetrics for CacheRecorder {
     fn record_get(&self, cache: &str, result: CacheResult) {
-        self.record_get_at(self.cache(cache), result);
+        self.get_named(self.cache(cache), result, || Some(cache));
     }
     fn record_eviction(&self, cache: &str, cause: EvictionCause) {
-        self.record_eviction_at(self.cache(cache), cause);
+        self.eviction_named(self.cache(cache), cause, || Some(cache));
     }
     fn record_size(&self, cache: &str, bytes: u64) {
         self.record_size_at(self.cache(cache), bytes);

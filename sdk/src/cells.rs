@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::ConfigError;
+use crate::histogram::HistogramCells;
 use crate::instrument::{Coords, InstrumentDef, Series};
 
 /// A cell alone on its cache line: two threads recording distinct series never
@@ -384,6 +385,11 @@ impl<C: Coords> FloatGauge<C> {
 pub trait HistogramSink: Send + Sync {
     /// Records finite `value` into `series`.
     fn record(&self, series: usize, value: f64);
+    /// The cells an exporter can read directly, when the sink keeps its own
+    /// ([`HistogramCells`]); `None` when measurements go elsewhere (an SDK histogram).
+    fn cells(&self) -> Option<&HistogramCells> {
+        None
+    }
 }
 
 /// A histogram over a bounded series space.
@@ -406,6 +412,11 @@ impl Histogram<Series> {
 }
 
 impl<C: Coords> Histogram<C> {
+    /// The cells exporters read, when this histogram keeps its own.
+    pub fn cells(&self) -> Option<&HistogramCells> {
+        self.cells.cells()
+    }
+
     /// Records `value` into the series at `at`. Non-finite values and
     /// out-of-range series are dropped: one bad measurement must not corrupt a sum forever.
     #[inline]

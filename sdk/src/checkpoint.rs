@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::attr::closed;
 use crate::cells::{Counter, FloatGauge, Histogram};
+use crate::detail::outcome_event;
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
 use crate::registry::{Family, FamilyBuilder};
@@ -235,6 +236,12 @@ impl CheckpointRecorder {
         if let Some(cells) = &self.cells {
             cells.saves.add(outcome, 1);
             cells.save_duration.record(outcome, duration.as_secs_f64());
+            outcome_event!(
+                "checkpoint",
+                "checkpoint save",
+                outcometer.outcome = outcome.as_str(),
+                outcometer.duration_s = duration.as_secs_f64(),
+            );
             if outcome == CheckpointOutcome::Success {
                 if let Ok(since_epoch) = finished.duration_since(UNIX_EPOCH) {
                     cells.last_success.set((), since_epoch.as_secs_f64());
@@ -248,6 +255,11 @@ impl CheckpointRecorder {
     pub fn record_recovery_result(&self, result: RecoveryResult) {
         if let Some(cells) = &self.cells {
             cells.recoveries.add(result, 1);
+            outcome_event!(
+                "checkpoint",
+                "checkpoint recovery",
+                outcometer.result = result.as_str(),
+            );
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::attr::closed;
 use crate::cells::Counter;
+use crate::detail::outcome_event;
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
 use crate::registry::{Family, FamilyBuilder};
@@ -155,6 +156,7 @@ impl DedupRecorder {
     pub fn record(&self, result: DedupResult) {
         if let Some(checks) = &self.checks {
             checks.add(result, 1);
+            outcome_event!("dedup", "dedup check", outcometer.result = result.as_str());
         }
     }
 

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension};
 use crate::attr::delivery_result::{DeliveryOutcome, DeliveryResult, DeliveryResultDimension};
-use crate::attr::endpoint::{Hosts, DEFAULT_ADMITTED_HOSTS};
+use crate::attr::endpoint::{host_of, url_path_of, Hosts, DEFAULT_ADMITTED_HOSTS};
 use crate::attr::error_kind::ErrorKind;
 use crate::attr::{closed, Dimension};
 use crate::backend::Backend;
 use crate::cells::{Counter, Histogram, UpDownCounter};
+use crate::detail::outcome_event;
 use crate::error::ConfigError;
 use crate::instrument::{Coordinate, InstrumentSpec};
 use crate::registry::{self, Family, FamilyBuilder};
@@ -40,6 +41,29 @@ crate::port! {
         fn increment_active_tasks(&self);
         /// One delivery task finished.
         fn decrement_active_tasks(&self);
+        forwarded {
+            /// The `attempt`-th try (the first is 1) at `endpoint_url` ended with
+            /// `result` after `duration`; `status` is the HTTP status of the answer
+            /// if there was one (a success's 2xx too). The metrics are those of the
+            /// `record_delivery_…` methods; the recorder also puts the attempt and
+            /// status on its trace event (feature `tracing`), which the default
+            /// body, for implementations written before it, drops.
+            fn record_attempt(
+                &self,
+                endpoint_url: &str,
+                attempt: u32,
+                status: Option<u16>,
+                result: DeliveryResult,
+                duration: Duration
+            ) {
+                let _ = (attempt, status);
+                match result {
+                    DeliveryResult::Success => self.record_delivery_success(endpoint_url, duration),
+                    DeliveryResult::Failure(code) => self.record_delivery_failure(endpoint_url, code, duration),
+                    DeliveryResult::Error(kind) => self.record_delivery_error(endpoint_url, kind, duration),
+                }
+            }
+        }
         provided {
             /// Counts a running task until the guard drops: on return, `?`, or a
             /// panic unwinding. The guard owns a clone of `self` (for a recorder,
@@ -206,24 +230,75 @@ impl DeliveryRecorder {
         Endpoint(self.hosts.resolve(endpoint_url))
     }
 
-    /// Records one attempt at a pre-resolved endpoint: the fast path.
+    /// Records one attempt at a pre-resolved endpoint: the fast path. Its trace
+    /// event carries the admitted host only; [`record_attempt`](DeliveryMetrics::record_attempt)
+    /// also carries the path, attempt and status.
     #[inline]
     pub fn record_result(&self, endpoint: Endpoint, result: DeliveryResult, duration: Duration) {
+        self.count(endpoint, result, duration);
+        outcome_event!(
+            "delivery",
+            "delivery attempt",
+            server.address = self.hosts.value(endpoint.0.index()),
+            http.response.status_code = failure_status(result),
+            error.type = error_type(result),
+            outcometer.outcome = result.outcome().as_str(),
+            outcometer.duration_s = duration.as_secs_f64(),
+        );
+    }
+
+    #[inline]
+    fn count(&self, endpoint: Endpoint, result: DeliveryResult, duration: Duration) {
         self.attempts.add((result, endpoint), 1);
         self.duration
             .record((result.outcome(), endpoint), duration.as_secs_f64());
+    }
+
+    /// One attempt at `url`, counted and put on a trace event with the URL's
+    /// host and path (never its userinfo, query or fragment).
+    fn record_url(
+        &self,
+        url: &str,
+        attempt: Option<u32>,
+        status: Option<u16>,
+        result: DeliveryResult,
+        duration: Duration,
+    ) {
+        self.count(self.endpoint(url), result, duration);
+        outcome_event!(
+            "delivery",
+            "delivery attempt",
+            server.address = host_of(url),
+            url.path = url_path_of(url),
+            http.response.status_code = status.or(failure_status(result)),
+            // Semantic conventions: set on resends only (attempt 2 is resend 1).
+            http.request.resend_count = attempt.filter(|&a| a > 1).map(|a| a - 1),
+            error.type = error_type(result),
+            outcometer.outcome = result.outcome().as_str(),
+            outcometer.duration_s = duration.as_secs_f64(),
+        );
     }
 
     /// An attempt at a pre-resolved endpoint is about to be retried.
     #[inline]
     pub fn record_retry_at(&self, endpoint: Endpoint) {
         self.retries.add(endpoint, 1);
+        outcome_event!(
+            "delivery",
+            "delivery retry",
+            server.address = self.hosts.value(endpoint.0.index()),
+        );
     }
 
     /// An event for a pre-resolved endpoint was dead-lettered.
     #[inline]
     pub fn record_dead_letter_at(&self, endpoint: Endpoint) {
         self.dead_letters.add(endpoint, 1);
+        outcome_event!(
+            "delivery",
+            "delivery dead letter",
+            server.address = self.hosts.value(endpoint.0.index()),
+        );
     }
 
     fn attempts_where(&self, keep: impl Fn(usize) -> bool) -> u64 {
@@ -273,25 +348,63 @@ impl DeliveryRecorder {
     }
 }
 
+/// The status a failure carries, for the trace event.
+#[inline]
+fn failure_status(result: DeliveryResult) -> Option<u16> {
+    match result {
+        DeliveryResult::Failure(code) => Some(code),
+        _ => None,
+    }
+}
+
+/// The `error.type` of an attempt without a response, for the trace event.
+#[inline]
+fn error_type(result: DeliveryResult) -> Option<&'static str> {
+    match result {
+        DeliveryResult::Error(kind) => Some(kind.as_str()),
+        _ => None,
+    }
+}
+
 impl DeliveryMetrics for DeliveryRecorder {
     fn record_delivery_success(&self, endpoint_url: &str, duration: Duration) {
-        self.record_result(self.endpoint(endpoint_url), DeliveryResult::Success, duration);
+        self.record_url(endpoint_url, None, None, DeliveryResult::Success, duration);
     }
     fn record_delivery_failure(&self, endpoint_url: &str, status_code: u16, duration: Duration) {
-        self.record_result(
-            self.endpoint(endpoint_url),
-            DeliveryResult::Failure(status_code),
-            duration,
-        );
+        let result = DeliveryResult::Failure(status_code);
+        self.record_url(endpoint_url, None, None, result, duration);
     }
     fn record_delivery_error(&self, endpoint_url: &str, kind: ErrorKind, duration: Duration) {
-        self.record_result(self.endpoint(endpoint_url), DeliveryResult::Error(kind), duration);
+        let result = DeliveryResult::Error(kind);
+        self.record_url(endpoint_url, None, None, result, duration);
+    }
+    fn record_attempt(
+        &self,
+        endpoint_url: &str,
+        attempt: u32,
+        status: Option<u16>,
+        result: DeliveryResult,
+        duration: Duration,
+    ) {
+        self.record_url(endpoint_url, Some(attempt), status, result, duration);
     }
     fn record_retry(&self, endpoint_url: &str) {
-        self.record_retry_at(self.endpoint(endpoint_url));
+        self.retries.add(self.endpoint(endpoint_url), 1);
+        outcome_event!(
+            "delivery",
+            "delivery retry",
+            server.address = host_of(endpoint_url),
+            url.path = url_path_of(endpoint_url),
+        );
     }
     fn record_dead_letter(&self, endpoint_url: &str) {
-        self.record_dead_letter_at(self.endpoint(endpoint_url));
+        self.dead_letters.add(self.endpoint(endpoint_url), 1);
+        outcome_event!(
+            "delivery",
+            "delivery dead letter",
+            server.address = host_of(endpoint_url),
+            url.path = url_path_of(endpoint_url),
+        );
     }
     fn increment_active_tasks(&self) {
         self.active_tasks.add((), 1);

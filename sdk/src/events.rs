@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::attr::closed;
 use crate::cells::{Counter, Histogram, InFlightGuard, UpDownCounter};
+use crate::detail::outcome_event;
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
 use crate::registry::{Family, FamilyBuilder};
@@ -215,6 +216,12 @@ impl EventProcessingRecorder {
         if let Some(cells) = &self.cells {
             cells.processed.add(outcome, 1);
             cells.duration.record(outcome, duration.as_secs_f64());
+            outcome_event!(
+                "events",
+                "event processed",
+                outcometer.outcome = outcome.as_str(),
+                outcometer.duration_s = duration.as_secs_f64(),
+            );
         }
     }
 

@@ -38,6 +38,7 @@ use crate::attr::status::{HttpStatus, StatusTextDimension, REGISTERED_STATUS_COD
 use crate::attr::{closed, AttrValue, Attribute, AttributeDoc, Dimension, OTHER};
 use crate::backend::Backend as MetricsBackend;
 use crate::cells::{Counter, Histogram, InFlightGuard, UpDownCounter};
+use crate::detail::{clip_name, outcome_event, seconds, Name};
 use crate::error::ConfigError;
 use crate::instrument::{Coordinate, InstrumentSpec, Series};
 use crate::registry::{self, Family, FamilyBuilder};
@@ -656,6 +657,27 @@ impl GatewayRecorder {
         usage: Option<Usage>,
         time_to_first_token: Option<Duration>,
     ) {
+        self.count_request(model, backend, status, duration, usage, time_to_first_token);
+        request_event(
+            || self.models.value(model.0.index()),
+            || self.backends.value(backend.0.index()),
+            status,
+            duration,
+            usage,
+            time_to_first_token,
+        );
+    }
+
+    #[inline]
+    fn count_request(
+        &self,
+        model: Model,
+        backend: Backend,
+        status: u16,
+        duration: Duration,
+        usage: Option<Usage>,
+        time_to_first_token: Option<Duration>,
+    ) {
         self.requests.add((model, backend, HttpStatus(status)), 1);
         self.request_duration
             .record((model, backend), duration.as_secs_f64());
@@ -679,18 +701,24 @@ impl GatewayRecorder {
     #[inline]
     pub fn record_error_at(&self, model: Model, error: GatewayError) {
         self.errors.add((error, model), 1);
+        error_event(|| self.models.value(model.0.index()), error);
     }
 
     /// A request for `from` was served by `to`.
     #[inline]
     pub fn record_fallback_at(&self, from: Model, to: Model) {
         self.fallbacks.add((from, to), 1);
+        fallback_event(
+            || self.models.value(from.0.index()),
+            || self.models.value(to.0.index()),
+        );
     }
 
     /// A health check of `backend` took `latency`.
     #[inline]
     pub fn record_health_check_at(&self, backend: Backend, latency: Duration) {
         self.backend_latency.record(backend, latency.as_secs_f64());
+        health_check_event(|| self.backends.value(backend.0.index()), latency);
     }
 
     /// Counts one request pending on `backend` until the guard drops: on return,
@@ -827,6 +855,61 @@ impl GatewayRecorder {
     }
 }
 
+// The trace events: names as given (clipped) by the by-name methods, the admitted
+// value (none for `_OTHER`) by the `…_at` ones.
+
+#[inline]
+fn request_event<'a>(
+    model: impl Name<'a>,
+    backend: impl Name<'a>,
+    status: u16,
+    duration: Duration,
+    usage: Option<Usage>,
+    time_to_first_token: Option<Duration>,
+) {
+    outcome_event!(
+        "gateway",
+        "gateway request",
+        gen_ai.response.model = model().map(clip_name),
+        outcometer.backend = backend().map(clip_name),
+        http.response.status_code = status,
+        outcometer.duration_s = duration.as_secs_f64(),
+        gen_ai.usage.input_tokens = usage.map(|u| u.prompt_tokens),
+        gen_ai.usage.output_tokens = usage.map(|u| u.completion_tokens),
+        outcometer.time_to_first_token_s = seconds(time_to_first_token),
+    );
+}
+
+#[inline]
+fn error_event<'a>(model: impl Name<'a>, error: GatewayError) {
+    outcome_event!(
+        "gateway",
+        "gateway error",
+        gen_ai.request.model = model().map(clip_name),
+        error.type = error.as_str(),
+    );
+}
+
+#[inline]
+fn fallback_event<'a>(from: impl Name<'a>, to: impl Name<'a>) {
+    outcome_event!(
+        "gateway",
+        "gateway fallback",
+        gen_ai.request.model = from().map(clip_name),
+        gen_ai.response.model = to().map(clip_name),
+    );
+}
+
+#[inline]
+fn health_check_event<'a>(backend: impl Name<'a>, latency: Duration) {
+    outcome_event!(
+        "gateway",
+        "gateway health check",
+        outcometer.backend = backend().map(clip_name),
+        outcometer.duration_s = latency.as_secs_f64(),
+    );
+}
+
 impl GatewayMetrics for GatewayRecorder {
     fn record_request(
         &self,
@@ -837,7 +920,7 @@ impl GatewayMetrics for GatewayRecorder {
         usage: Option<Usage>,
         time_to_first_token: Option<Duration>,
     ) {
-        self.record_request_at(
+        self.count_request(
             self.model(model),
             self.backend(backend),
             status,
@@ -845,15 +928,28 @@ impl GatewayMetrics for GatewayRecorder {
             usage,
             time_to_first_token,
         );
+        request_event(
+            || Some(model),
+            || Some(backend),
+            status,
+            duration,
+            usage,
+            time_to_first_token,
+        );
     }
     fn record_error(&self, model: &str, error: GatewayError) {
-        self.record_error_at(self.model(model), error);
+        self.errors.add((error, self.model(model)), 1);
+        error_event(|| Some(model), error);
     }
     fn record_fallback(&self, from_model: &str, to_model: &str) {
-        self.record_fallback_at(self.model(from_model), self.model(to_model));
+        self.fallbacks
+            .add((self.model(from_model), self.model(to_model)), 1);
+        fallback_event(|| Some(from_model), || Some(to_model));
     }
     fn record_health_check(&self, backend: &str, latency: Duration) {
-        self.record_health_check_at(self.backend(backend), latency);
+        self.backend_latency
+            .record(self.backend(backend), latency.as_secs_f64());
+        health_check_event(|| Some(backend), latency);
     }
     fn increment_pending(&self, backend: &str) {
         self.pending.add(self.backend(backend), 1);

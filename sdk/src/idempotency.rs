@@ -17,6 +17,7 @@ use crate::attr::user_scope::{
 use crate::attr::{closed, Dimension};
 use crate::backend::Backend;
 use crate::cells::{Counter, Histogram};
+use crate::detail::{outcome_event, seconds};
 use crate::error::ConfigError;
 use crate::instrument::InstrumentSpec;
 use crate::registry::{self, Family, FamilyBuilder};
@@ -351,6 +352,14 @@ impl IdempotencyMetrics for IdempotencyRecorder {
         if let (Some(histogram), Some(reuse), Some(age)) = (&self.key_age, reuse, key_age) {
             histogram.record(reuse, age.as_secs_f64());
         }
+        outcome_event!(
+            "idempotency",
+            "idempotency outcome",
+            outcometer.user_scope = scope.hex().as_str(),
+            outcometer.outcome = outcome.as_str(),
+            outcometer.age_bucket = age.as_str(),
+            outcometer.key_age_s = seconds(key_age.filter(|_| reuse.is_some())),
+        );
     }
 
     #[inline]
@@ -358,13 +367,30 @@ impl IdempotencyMetrics for IdempotencyRecorder {
         if let Some(histogram) = &self.request_duration {
             histogram.record(outcome, duration.as_secs_f64());
         }
+        outcome_event!(
+            "idempotency",
+            "idempotency request duration",
+            outcometer.outcome = outcome.as_str(),
+            outcometer.duration_s = duration.as_secs_f64(),
+        );
     }
 
     fn record_store_fallback(&self, operation: StoreOperation) {
         self.store_fallbacks.add(operation, 1);
+        outcome_event!(
+            "idempotency",
+            "idempotency store fallback",
+            outcometer.operation = operation.as_str(),
+        );
     }
 
     fn record_store_error(&self, operation: StoreOperation, kind: ErrorKind) {
         self.store_errors.add((operation, kind), 1);
+        outcome_event!(
+            "idempotency",
+            "idempotency store error",
+            outcometer.operation = operation.as_str(),
+            error.type = kind.as_str(),
+        );
     }
 }

@@ -286,6 +286,9 @@ pub struct InstrumentDef {
     dimensions: Vec<Arc<dyn Dimension>>,
     strides: Strides,
     series_bound: usize,
+    /// Declared by a family (or the registry itself) rather than built by hand:
+    /// the registry already lists it.
+    registered: bool,
 }
 
 impl fmt::Debug for InstrumentDef {
@@ -343,7 +346,20 @@ impl InstrumentDef {
             dimensions,
             strides,
             series_bound,
+            registered: false,
         })
+    }
+
+    /// Marks a definition the registry lists (declared through a family).
+    pub(crate) fn registered(mut self) -> Self {
+        self.registered = true;
+        self
+    }
+
+    /// Whether the registry lists this instrument; backends that export only
+    /// through the registry adopt the others ([`crate::toolkit::Registry`]).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registered
     }
 
     /// The static spec.

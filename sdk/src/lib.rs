@@ -50,6 +50,11 @@
 //! ```
 //!
 //! See `docs/metrics.md` for every instrument, its attributes and bounds.
+//!
+//! With the `tracing` feature, every outcome record also emits a `DEBUG` event
+//! under target `outcometer::<family>` in the current span, carrying the detail
+//! metrics drop (full user scope, endpoint path, attempt, raw names): see
+//! [`detail`] and `docs/tracing.md`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -62,8 +67,10 @@ pub(crate) mod cells;
 pub(crate) mod checkpoint;
 pub(crate) mod dedup;
 pub(crate) mod delivery;
+pub mod detail;
 pub(crate) mod error;
 pub(crate) mod events;
+pub(crate) mod histogram;
 pub(crate) mod idempotency;
 pub(crate) mod instrument;
 #[cfg(feature = "otel")]
@@ -159,6 +166,7 @@ pub mod toolkit {
     pub use crate::checkpoint::SAVE_DURATION_BOUNDARIES_SECONDS as CHECKPOINT_SAVE_DURATION_BOUNDARIES_SECONDS;
     pub use crate::delivery::DURATION_BOUNDARIES_SECONDS as DELIVERY_DURATION_BOUNDARIES_SECONDS;
     pub use crate::events::DURATION_BOUNDARIES_SECONDS as EVENTS_DURATION_BOUNDARIES_SECONDS;
+    pub use crate::histogram::{Exemplar, HistogramCells, SpanIds, SpanSource};
     pub use crate::idempotency::REQUEST_DURATION_BOUNDARIES_SECONDS as IDEMPOTENCY_REQUEST_DURATION_BOUNDARIES_SECONDS;
     pub use crate::instrument::{
         Coordinate, Coords, InstrumentDef, InstrumentKind, InstrumentSpec, Namespace, Series, Strides,

@@ -3,8 +3,11 @@
 //!
 //! Counters, up-down counters and gauges are atomic cells read by
 //! observable-instrument callbacks at collection time, so the record path never
-//! touches the SDK. Histograms are OpenTelemetry histograms bound lazily, once per
-//! series that occurs, with `experimental_metrics_bound_instruments`. This crate
+//! touches the SDK. When the exporter reads the cells itself
+//! ([`OtelBackend::cells_only`]) no SDK instrument is created at all and
+//! histograms are cells too, with exemplars (ADR 0007); otherwise histograms are
+//! OpenTelemetry histograms bound lazily, once per series that occurs, with
+//! `experimental_metrics_bound_instruments`. This crate
 //! enables that feature in *both* `opentelemetry` and `opentelemetry_sdk`: without
 //! the SDK half, bound measurements are silently dropped, and cargo's feature
 //! unification makes our dependency switch it on in whatever `opentelemetry_sdk`
@@ -28,8 +31,9 @@ use crate::attr::{AttrValue, Attribute};
 use crate::backend::Backend;
 use crate::cells::{Counter, FloatGauge, Gauge, Histogram, HistogramSink, UpDownCounter};
 use crate::error::ConfigError;
+use crate::histogram::{HistogramCells, SpanIds};
 use crate::instrument::InstrumentDef;
-use crate::registry::Registry;
+use crate::registry::{AnyInstrument, Registry};
 
 thread_local! {
     /// The registry (by address, 0 for none) whose instruments an exporter renders
@@ -62,6 +66,21 @@ fn rendered_from_cells(registry: &Registry, name: &str) -> bool {
     rendering != 0 && rendering == registry as *const Registry as usize && registry.has_instrument(name)
 }
 
+/// The sampled span active on this thread in OpenTelemetry's context, if any: the
+/// exemplar source of histograms kept in cells. Reads a thread-local without a
+/// lock or an allocation.
+pub fn current_span_ids() -> Option<SpanIds> {
+    use opentelemetry::trace::TraceContextExt;
+    opentelemetry::Context::map_current(|context| {
+        let span = context.span();
+        let span_context = span.span_context();
+        (span_context.is_valid() && span_context.is_sampled()).then(|| SpanIds {
+            trace_id: span_context.trace_id().to_bytes(),
+            span_id: span_context.span_id().to_bytes(),
+        })
+    })
+}
+
 /// The instrumentation scope outcometer's meters carry.
 pub const SCOPE_NAME: &str = "outcometer";
 
@@ -74,6 +93,7 @@ pub struct OtelBackend {
     meter: Meter,
     registry: Arc<Registry>,
     views: Option<Views>,
+    cells_only: bool,
 }
 
 impl OtelBackend {
@@ -83,6 +103,7 @@ impl OtelBackend {
             meter,
             registry: Arc::default(),
             views: None,
+            cells_only: false,
         }
     }
 
@@ -137,9 +158,34 @@ impl OtelBackend {
     }
 
     /// Uses `registry` (its namespace, its listener) for the families built here.
-    pub fn with_registry(mut self, registry: Registry) -> Self {
-        self.registry = Arc::new(registry);
+    pub fn with_registry(mut self, registry: impl Into<Arc<Registry>>) -> Self {
+        self.registry = registry.into();
         self
+    }
+
+    /// Keeps every outcometer instrument in cells only, for exporters that read
+    /// them straight from the registry, as `outcometer-exporter`'s Prometheus and
+    /// OTLP encoders do: no SDK instrument is created for them, so collections and
+    /// exports never rebuild their series through the SDK, and histograms are
+    /// [`HistogramCells`] that keep, per bucket, the latest exemplar — the trace
+    /// and span of the sampled span active in OpenTelemetry's context at record
+    /// time (what `tracing-opentelemetry` activates when a `tracing` span is
+    /// entered). Instruments built by hand rather than by a family are listed in
+    /// the registry too, so the exporter finds them.
+    ///
+    /// The provider's own readers then see no outcometer instrument: use it only
+    /// when the exporter reads the registry ([`OtelBackend::shared_registry`]).
+    pub fn cells_only(mut self) -> Self {
+        self.cells_only = true;
+        self
+    }
+
+    /// In cells-only mode, lists `handle` in the registry unless a family did.
+    fn cells<T: Clone>(&self, def: &InstrumentDef, handle: T, any: fn(T) -> AnyInstrument) -> T {
+        if !def.is_registered() {
+            self.registry.adopt(any(handle.clone()));
+        }
+        handle
     }
 
     fn declare(&self, def: &InstrumentDef) {
@@ -249,6 +295,9 @@ macro_rules! observed_cells {
 
 impl Backend for OtelBackend {
     fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
+        if self.cells_only {
+            return self.cells(&def, Counter::new(def.clone()), AnyInstrument::Counter);
+        }
         observed_cells!(
             self,
             def,
@@ -263,6 +312,13 @@ impl Backend for OtelBackend {
     }
 
     fn up_down_counter(&self, def: Arc<InstrumentDef>) -> UpDownCounter {
+        if self.cells_only {
+            return self.cells(
+                &def,
+                UpDownCounter::new(def.clone()),
+                AnyInstrument::UpDownCounter,
+            );
+        }
         // A series that went up and back to zero is still reported: zero is a real
         // gauge value (no active tasks), unlike a counter that never moved.
         let touched: Arc<[OnceLock<()>]> = (0..def.series_bound()).map(|_| OnceLock::new()).collect();
@@ -286,6 +342,9 @@ impl Backend for OtelBackend {
     }
 
     fn gauge(&self, def: Arc<InstrumentDef>) -> Gauge {
+        if self.cells_only {
+            return self.cells(&def, Gauge::new(def.clone()), AnyInstrument::Gauge);
+        }
         observed_cells!(
             self,
             def,
@@ -300,6 +359,9 @@ impl Backend for OtelBackend {
     }
 
     fn float_gauge(&self, def: Arc<InstrumentDef>) -> FloatGauge {
+        if self.cells_only {
+            return self.cells(&def, FloatGauge::new(def.clone()), AnyInstrument::FloatGauge);
+        }
         observed_cells!(
             self,
             def,
@@ -314,6 +376,14 @@ impl Backend for OtelBackend {
     }
 
     fn histogram(&self, def: Arc<InstrumentDef>) -> Histogram {
+        if self.cells_only {
+            let cells = HistogramCells::new(def.clone(), Some(current_span_ids));
+            return self.cells(
+                &def,
+                Histogram::new(def.clone(), Arc::new(cells)),
+                AnyInstrument::Histogram,
+            );
+        }
         self.declare(&def);
         let histogram = self
             .meter

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::attr::admission::{Admission, AdmissionPolicy, Admitted, AdmittedDimension, Names};
 use crate::attr::{closed, Dimension};
 use crate::cells::{Counter, FloatGauge, Gauge, Histogram};
+use crate::detail::{clip_name, outcome_event, Name};
 use crate::error::ConfigError;
 use crate::instrument::{Coords, InstrumentSpec, Series};
 use crate::registry::{Family, FamilyBuilder};
@@ -378,24 +379,65 @@ impl QueueRecorder {
     /// One job was put on a pre-resolved queue: the fast path.
     #[inline]
     pub fn record_enqueued_at(&self, queue: Queue) {
-        if let Some((cells, at)) = self.at(queue) {
-            cells.enqueued.add(at, 1);
-        }
+        self.enqueued_named(queue, || self.admitted_name(queue));
     }
 
     /// One job left a pre-resolved queue with `outcome`.
     #[inline]
     pub fn record_processed_at(&self, queue: Queue, outcome: QueueOutcome) {
-        if let Some((cells, at)) = self.at(queue) {
-            cells.processed.add((at, outcome), 1);
-        }
+        self.processed_named(queue, outcome, || self.admitted_name(queue));
     }
 
     /// A job of a pre-resolved queue started after waiting `wait`.
     #[inline]
     pub fn record_wait_at(&self, queue: Queue, wait: Duration) {
+        self.wait_named(queue, wait, || self.admitted_name(queue));
+    }
+
+    /// `queue`'s admitted name, for trace events (`None` for `_OTHER`).
+    fn admitted_name(&self, queue: Queue) -> Option<&str> {
+        let (cells, at) = self.at(queue)?;
+        cells.queues.value(at.index())
+    }
+
+    // The record paths, with the name their trace event carries: as given by
+    // the by-name methods, admitted by the `…_at` ones.
+
+    #[inline]
+    fn enqueued_named<'a>(&self, queue: Queue, name: impl Name<'a>) {
+        if let Some((cells, at)) = self.at(queue) {
+            cells.enqueued.add(at, 1);
+            outcome_event!(
+                "queue",
+                "queue enqueued",
+                messaging.destination.name = name().map(clip_name),
+            );
+        }
+    }
+
+    #[inline]
+    fn processed_named<'a>(&self, queue: Queue, outcome: QueueOutcome, name: impl Name<'a>) {
+        if let Some((cells, at)) = self.at(queue) {
+            cells.processed.add((at, outcome), 1);
+            outcome_event!(
+                "queue",
+                "queue processed",
+                messaging.destination.name = name().map(clip_name),
+                outcometer.outcome = outcome.as_str(),
+            );
+        }
+    }
+
+    #[inline]
+    fn wait_named<'a>(&self, queue: Queue, wait: Duration, name: impl Name<'a>) {
         if let Some((cells, at)) = self.at(queue) {
             cells.wait.record(at, wait.as_secs_f64());
+            outcome_event!(
+                "queue",
+                "queue wait",
+                messaging.destination.name = name().map(clip_name),
+                outcometer.wait_s = wait.as_secs_f64(),
+            );
         }
     }
 
@@ -459,13 +501,13 @@ impl QueueRecorder {
 
 impl QueueMetrics for QueueRecorder {
     fn record_enqueued(&self, queue: &str) {
-        self.record_enqueued_at(self.queue(queue));
+        self.enqueued_named(self.queue(queue), || Some(queue));
     }
     fn record_processed(&self, queue: &str, outcome: QueueOutcome) {
-        self.record_processed_at(self.queue(queue), outcome);
+        self.processed_named(self.queue(queue), outcome, || Some(queue));
     }
     fn record_wait(&self, queue: &str, wait: Duration) {
-        self.record_wait_at(self.queue(queue), wait);
+        self.wait_named(self.queue(queue), wait, || Some(queue));
     }
     fn record_depth(&self, queue: &str, depth: u64) {
         self.record_depth_at(self.queue(queue), depth);

@@ -128,6 +128,9 @@ impl crate::attr::admission::Normaliser for AttributeKeys {
 /// The meta family every admission reports its folds to.
 const META_FAMILY: &str = "outcometer";
 
+/// Where instruments built by hand (outside any family) are listed.
+const LOOSE_FAMILY: &str = "outcometer.loose";
+
 /// How many distinct admitted attribute keys the overflow counter distinguishes.
 const OVERFLOW_KEYS: usize = 32;
 
@@ -235,6 +238,24 @@ impl Registry {
         self.lock().entries.iter().map(|e| e.family.series_bound()).sum()
     }
 
+    /// Lists an instrument built by hand on a backend that exports only what the
+    /// registry lists (`OtelBackend::cells_only`), under a family of its own.
+    pub(crate) fn adopt(&self, instrument: AnyInstrument) {
+        let mut inner = self.lock();
+        match inner.entries.iter_mut().find(|e| e.family.name == LOOSE_FAMILY) {
+            Some(entry) => entry.family.instruments.push(instrument),
+            None => inner.entries.push(Entry {
+                family: RegisteredFamily {
+                    name: LOOSE_FAMILY,
+                    instruments: vec![instrument],
+                },
+                config: Box::new(()),
+                recorder: Box::new(()),
+            }),
+        }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     /// Builds `F` on `backend`, or returns the one already registered with an
     /// equal config; a different config is an error.
     pub fn build<F: Family>(
@@ -299,7 +320,8 @@ impl Registry {
                     &ATTRIBUTE_OVERFLOW,
                     &Namespace::NONE,
                     vec![Arc::new(AdmittedDimension(keys.clone()))],
-                )?;
+                )?
+                .registered();
                 let counter = backend.counter(Arc::new(def));
                 inner.entries.insert(
                     0,
@@ -357,7 +379,7 @@ impl FamilyBuilder<'_> {
         kind: InstrumentKind,
         dimensions: Vec<Arc<dyn Dimension>>,
     ) -> Result<Arc<InstrumentDef>, ConfigError> {
-        let def = InstrumentDef::new(spec, self.namespace, dimensions)?;
+        let def = InstrumentDef::new(spec, self.namespace, dimensions)?.registered();
         crate::cells::retype_check::<C>(&def)?;
         if spec.kind() != kind {
             return Err(ConfigError::KindMismatch {

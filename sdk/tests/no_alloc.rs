@@ -509,3 +509,135 @@ fn a_tokio_deadline_allocates_nothing_per_run() {
     let counted = measure(runs);
     assert_eq!(counted.count_total, 0, "{counted:?}");
 }
+
+#[test]
+fn cells_only_instruments_record_without_allocating_even_writing_exemplars() {
+    // As an exporter's pipeline builds them: every instrument a cell, histograms
+    // keeping exemplars. Inside a sampled span each histogram record also writes
+    // its bucket's exemplar (trace id, span id, value, wall-clock time).
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider).cells_only();
+    outcometer::catalog::register_shipped_families(&backend).unwrap();
+    let instruments = backend.registry().unwrap().instruments();
+    let span = SpanContext::new(
+        TraceId::from(7_u128),
+        SpanId::from(9_u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    let _active = opentelemetry::Context::new()
+        .with_remote_span_context(span)
+        .attach();
+    let run = || {
+        for instrument in &instruments {
+            for series in 0..instrument.def().series_bound() + 2 {
+                for value in [0.0, 0.3, 2.5, 1e12, f64::NAN] {
+                    instrument.record_raw(series, value);
+                }
+            }
+        }
+    };
+    run();
+    let counted = measure(run);
+    assert_eq!(counted.count_total, 0, "{counted:?}");
+    let exemplars = instruments
+        .iter()
+        .filter_map(|i| match i {
+            outcometer::toolkit::AnyInstrument::Histogram(h) => h.cells(),
+            _ => None,
+        })
+        .filter(|c| (0..=c.bounds().len()).any(|bucket| c.exemplar(0, bucket).is_some()))
+        .count();
+    assert!(exemplars >= 9, "every histogram kept exemplars: {exemplars}");
+}
+
+/// With the `tracing` feature every record also reaches `tracing`'s call-site
+/// check: no subscriber (every test above), one whose filter disables
+/// `outcometer`, and one that takes the events into a layer that keeps nothing
+/// must all record without allocating (the detail is computed on the stack).
+#[cfg(feature = "tracing")]
+#[test]
+fn with_the_tracing_feature_subscribers_cost_no_allocation() {
+    use outcometer::{GatewayRecorder, StoreOperation};
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+    /// Counts events, so the enabled case is known to have dispatched them.
+    struct KeepsNothing(Arc<std::sync::atomic::AtomicUsize>);
+    impl<S: tracing::Subscriber> Layer<S> for KeepsNothing {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider).namespace("traced").unwrap();
+    let idempotency = IdempotencyRecorder::builder()
+        .key_age_histogram(true)
+        .build(&backend)
+        .unwrap();
+    let delivery = DeliveryRecorder::builder().build(&backend).unwrap();
+    let gateway = GatewayRecorder::builder().build(&backend).unwrap();
+    let p = PipelineRecorders {
+        events: EventProcessingRecorder::builder().build(&backend).unwrap(),
+        actions: ActionRecorder::builder().build(&backend).unwrap(),
+        queues: QueueRecorder::builder().build(&backend).unwrap(),
+        caches: CacheRecorder::builder().build(&backend).unwrap(),
+        dedup: DedupRecorder::builder().build(&backend).unwrap(),
+        checkpoints: CheckpointRecorder::builder().build(&backend).unwrap(),
+    };
+    let scopes: Vec<UserScope> = (0..16u32).map(|d| UserScope::from_digest(d << 28 | d)).collect();
+    let urls: Vec<String> = (0..30)
+        .map(|i| format!("https://user:pw@h{i}.example.com/hooks/{i}?token=t#f"))
+        .collect();
+    let names: Vec<String> = (0..30)
+        .map(|i| format!("name-{i}"))
+        .chain(["é".repeat(200)])
+        .collect();
+    let waker = std::task::Waker::from(Arc::new(NoopWake));
+    let everything = |cx: &mut std::task::Context<'_>| {
+        every_idempotency_call(&idempotency, &scopes);
+        idempotency.record_store_error(StoreOperation::Read, ErrorKind::Timeout);
+        every_delivery_call(&delivery, &urls);
+        for (attempt, url) in urls.iter().enumerate() {
+            delivery.record_attempt(
+                url,
+                attempt as u32,
+                Some(200),
+                DeliveryResult::Success,
+                Duration::ZERO,
+            );
+        }
+        every_gateway_call(&gateway, &names, &names[..3]);
+        every_pipeline_call(&p, &names, cx);
+    };
+    let filtered_out = tracing_subscriber::registry().with(
+        Targets::new()
+            .with_default(LevelFilter::TRACE)
+            .with_target("outcometer", LevelFilter::OFF),
+    );
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let enabled = tracing_subscriber::registry().with(KeepsNothing(seen.clone()));
+    for (case, dispatch) in [
+        ("outcometer filtered out", tracing::Dispatch::new(filtered_out)),
+        (
+            "events into a layer that keeps nothing",
+            tracing::Dispatch::new(enabled),
+        ),
+    ] {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let mut cx = std::task::Context::from_waker(&waker);
+            everything(&mut cx);
+            let counted = measure(|| everything(&mut cx));
+            assert_eq!(counted.count_total, 0, "{case}: {counted:?}");
+        });
+    }
+    // Both runs of the enabled case: one event per outcome recorded.
+    assert!(
+        seen.load(std::sync::atomic::Ordering::Relaxed) > 2 * 1000,
+        "{seen:?}"
+    );
+}

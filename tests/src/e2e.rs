@@ -142,6 +142,12 @@ impl Prometheus {
     /// Starts `binary` with a temporary TSDB and a loopback listen address,
     /// scraping `target` every second as job `demo`; waits until it is ready.
     pub fn start(binary: &Path, target: SocketAddr) -> Prometheus {
+        Self::start_with_flags(binary, target, &[])
+    }
+
+    /// [`Prometheus::start`] with extra command-line flags (e.g.
+    /// `--enable-feature=exemplar-storage`).
+    pub fn start_with_flags(binary: &Path, target: SocketAddr, flags: &[&str]) -> Prometheus {
         let dir = scratch_dir("prometheus");
         let config = dir.join("prometheus.yml");
         std::fs::write(
@@ -158,7 +164,8 @@ impl Prometheus {
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--web.enable-lifecycle")
-            .arg("--log.level=warn");
+            .arg("--log.level=warn")
+            .args(flags);
         let mut process = Process::spawn(&mut command, dir);
         let ready = wait_until(Duration::from_secs(30), || {
             process.exited().is_none() && http10_get(addr, "/-/ready").is_some_and(|(s, _)| s == 200)
@@ -193,6 +200,48 @@ impl Prometheus {
                 Sample { labels, value }
             })
             .collect()
+    }
+
+    /// The exemplars of the series `selector` selects over the last hour, as
+    /// `/api/v1/query_exemplars` returns them: (series labels, trace id, value).
+    pub fn exemplars(&self, selector: &str) -> Vec<(Vec<String>, String, f64)> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            percent_encode(selector),
+            now - 3600,
+            now + 60
+        );
+        let (status, body) = http10_get(self.addr, &path).expect("Prometheus answers");
+        assert_eq!(status, 200, "query_exemplars {selector:?} failed: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let mut out = Vec::new();
+        for series in json["data"].as_array().cloned().unwrap_or_default() {
+            let mut labels: Vec<String> = series["seriesLabels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            labels.sort();
+            for exemplar in series["exemplars"].as_array().cloned().unwrap_or_default() {
+                let trace_id = exemplar["labels"]["trace_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let value = exemplar["value"]
+                    .as_str()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN);
+                out.push((labels.clone(), trace_id, value));
+            }
+        }
+        out
     }
 
     /// The single value of `promql`, if it has exactly one sample.

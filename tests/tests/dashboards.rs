@@ -500,6 +500,9 @@ fn panel_json(id: usize, panel: &Panel, exprs: Vec<String>) -> Value {
             json!({
                 "datasource": datasource(),
                 "expr": expr,
+                // Latency panels show the buckets' exemplars (OpenMetrics scrape,
+                // Prometheus with exemplar storage): a click opens the trace.
+                "exemplar": expr.starts_with("histogram_quantile"),
                 "legendFormat": legend,
                 "range": true,
                 "refId": ((b'A' + i as u8) as char).to_string(),

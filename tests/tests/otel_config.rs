@@ -105,6 +105,17 @@ fn every_reference_is_defined_and_every_component_is_real() {
             "metrics pipeline lacks {wanted}"
         );
     }
+    // Spans go where the metrics' OTLP goes, so an exemplar's trace id is found.
+    let trace_exporters = list(&c["service"]["pipelines"]["traces"]["exporters"]);
+    assert!(
+        trace_exporters.iter().any(|e| kind(e) == "otlphttp"),
+        "{trace_exporters:?}"
+    );
+    assert_eq!(
+        c["exporters"]["prometheus"]["enable_open_metrics"].as_bool(),
+        Some(true),
+        "exemplars survive the collector's Prometheus endpoint only in OpenMetrics"
+    );
 }
 
 #[test]

@@ -213,6 +213,8 @@ fn collector_down_then_up_receives_the_full_totals() {
             .latest("idempotency.requests")
             .and_then(|m| number(&m, &["outcome=miss", "user_scope=anonymous", "age_bucket=n/a"]))
             == Some(15_000.0)
+            // The receiver keeps the request before its answer reaches the exporter.
+            && telemetry.export_health().succeeded() >= 1
     });
     assert!(
         arrived,
@@ -241,4 +243,70 @@ fn dropping_the_handle_flushes_too() {
         .latest("wildside.delivery.dead_letters")
         .expect("flushed on drop");
     assert_eq!(number(&metric, &["server.address=x.example"]), Some(1.0));
+}
+
+#[test]
+fn histograms_carry_exemplars_and_delta_exports_send_only_the_difference() {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let receiver = Receiver::grpc("127.0.0.1:0");
+    let telemetry = telemetry(OtlpProtocol::Grpc, &receiver, false, TemporalityPreference::Delta);
+    let delivery = DeliveryRecorder::builder().build(&telemetry.backend()).unwrap();
+    let sampled = SpanContext::new(
+        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
+        SpanId::from(0xb7ad_6b71_6920_3331_u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    {
+        let _span = opentelemetry::Context::new()
+            .with_remote_span_context(sampled)
+            .attach();
+        delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(30));
+    }
+    delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(2));
+    telemetry.force_flush().expect("first export");
+    let first = receiver
+        .received
+        .latest("wildside.delivery.duration")
+        .expect("first");
+    let point = histogram(&first, &["outcome=success", "server.address=hooks.example.com"]).expect("point");
+    assert_eq!(
+        (point.count, point.bucket_counts[0], point.bucket_counts[3]),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        point.exemplars.len(),
+        1,
+        "only the measurement inside a sampled span"
+    );
+    let exemplar = &point.exemplars[0];
+    assert_eq!(
+        exemplar.trace_id,
+        0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128.to_be_bytes()
+    );
+    assert_eq!(exemplar.span_id, 0xb7ad_6b71_6920_3331_u64.to_be_bytes());
+    assert!(matches!(
+        exemplar.value,
+        Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(v)) if (v - 0.03).abs() < 1e-12
+    ));
+    assert_eq!(temporality(&first), Some(1), "delta");
+
+    delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(2));
+    telemetry.shutdown().expect("second export");
+    let second = receiver
+        .received
+        .latest("wildside.delivery.duration")
+        .expect("second");
+    let point = histogram(&second, &["outcome=success", "server.address=hooks.example.com"]).expect("point");
+    assert_eq!(
+        (point.count, point.bucket_counts[0]),
+        (1, 1),
+        "only what came after the first export"
+    );
+    assert!(
+        point.exemplars.is_empty(),
+        "the exemplar was sent with the interval it belongs to"
+    );
+    assert!((point.sum.unwrap() - 0.002).abs() < 1e-12);
 }

@@ -243,7 +243,21 @@ fn both_formats_pass_promtool_check_metrics() {
     let delivery = DeliveryRecorder::builder().build(&telemetry.backend()).unwrap();
     idem.record_conflict(UserScope::from_digest(7), Duration::from_secs(90));
     idem.record_request_duration(outcometer::IdempotencyOutcome::Hit, Duration::from_millis(3));
-    delivery.record_delivery_failure("https://a.example/x", 503, Duration::from_millis(80));
+    {
+        // Inside a sampled span: the bucket gets an exemplar (OpenMetrics only).
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+        let span = SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let _active = opentelemetry::Context::new()
+            .with_remote_span_context(span)
+            .attach();
+        delivery.record_delivery_failure("https://a.example/x", 503, Duration::from_millis(80));
+    }
     delivery.record_dead_letter("not a url");
     let _task = delivery.track_active_task();
     let meter = opentelemetry::metrics::MeterProvider::meter(telemetry.provider(), "app");
@@ -263,7 +277,9 @@ fn both_formats_pass_promtool_check_metrics() {
     };
     let om = telemetry.metrics_service().render_as(Format::OpenMetrics);
     let parse = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
-                 families = list(p(sys.stdin.read()))\nprint(len(families), sum(len(f.samples) for f in families))";
+                 families = list(p(sys.stdin.read()))\n\
+                 exemplars = [s.exemplar.labels['trace_id'] for f in families for s in f.samples if s.exemplar]\n\
+                 print(' '.join(exemplars), len(families), sum(len(f.samples) for f in families))";
     let mut child = std::process::Command::new(python)
         .args(["-c", parse])
         .stdin(std::process::Stdio::piped())
@@ -283,5 +299,9 @@ fn both_formats_pass_promtool_check_metrics() {
     assert!(
         parsed.trim().ends_with(&format!(" {samples}")),
         "{parsed} vs {samples} sample lines"
+    );
+    assert!(
+        parsed.starts_with("4bf92f3577b34da6a3ce929d0e0e4736 "),
+        "exactly one exemplar, parsed with its trace id: {parsed}"
     );
 }

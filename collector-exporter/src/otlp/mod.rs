@@ -48,6 +48,8 @@ macro_rules! grpc_client {
 #[cfg(all(feature = "otlp-grpc", feature = "traces"))]
 pub(crate) use grpc_client;
 
+#[cfg(feature = "otlp")]
+mod cells;
 #[cfg(feature = "otlp-grpc")]
 mod grpc;
 #[cfg(feature = "otlp-http")]
@@ -370,6 +372,9 @@ pub(crate) struct OtlpExporter {
     health: Arc<ExportHealth>,
     runtime: Runtime,
     shut_down: AtomicBool,
+    /// outcometer's instruments, which are cells the SDK never collects (metrics
+    /// only: a span exporter has none).
+    cells: Option<cells::CellMetrics>,
 }
 
 /// Initial back-off; it doubles up to [`MAX_BACKOFF`], plus up to 25% jitter.
@@ -523,7 +528,10 @@ impl PushMetricExporter for OtlpExporter {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let start = Instant::now();
-        let request = ExportMetricsServiceRequest::from(metrics);
+        let mut request = ExportMetricsServiceRequest::from(metrics);
+        if let Some(cells) = &self.cells {
+            cells.append(&mut request);
+        }
         let outcome = self.runtime.block_on(async {
             tokio::select! {
                 result = self.send_with_retry(&request, start) => Some(result),
@@ -560,6 +568,32 @@ impl PushMetricExporter for OtlpExporter {
             TemporalityPreference::Delta => Temporality::Delta,
             TemporalityPreference::LowMemory => Temporality::LowMemory,
         }
+    }
+}
+
+/// Encodes what one export sends: the SDK's collection plus a registry's cells
+/// (cumulative). For the benchmarks, which time it against the SDK's own
+/// collect-convert-encode; not part of the API.
+#[doc(hidden)]
+#[cfg(feature = "otlp")]
+pub struct CellEncoder(cells::CellMetrics);
+
+#[cfg(feature = "otlp")]
+impl CellEncoder {
+    /// An encoder of `registry`'s cells.
+    pub fn new(registry: Arc<outcometer::toolkit::Registry>) -> Self {
+        CellEncoder(cells::CellMetrics::new(
+            registry,
+            TemporalityPreference::Cumulative,
+        ))
+    }
+
+    /// The encoded request for `sdk` (the SDK's collection) and the cells.
+    pub fn encode(&self, sdk: &ResourceMetrics) -> Vec<u8> {
+        use prost::Message as _;
+        let mut request = ExportMetricsServiceRequest::from(sdk);
+        self.0.append(&mut request);
+        request.encode_to_vec()
     }
 }
 
@@ -646,9 +680,12 @@ pub(crate) fn exporter(
     export_timeout: Duration,
     health: Arc<ExportHealth>,
     cutoff: Arc<Cutoff>,
+    registry: Arc<outcometer::toolkit::Registry>,
     runtime: &SharedRuntime,
 ) -> Result<OtlpExporter, SetupError> {
-    exporter_for(Signal::Metrics, config, export_timeout, health, cutoff, runtime)
+    let mut exporter = exporter_for(Signal::Metrics, config, export_timeout, health, cutoff, runtime)?;
+    exporter.cells = Some(cells::CellMetrics::new(registry, config.temporality));
+    Ok(exporter)
 }
 
 /// Builds an OTLP sender for `signal`: the same transports, retries, deadlines
@@ -709,6 +746,7 @@ pub(crate) fn exporter_for(
         health,
         runtime,
         shut_down: AtomicBool::new(false),
+        cells: None,
     })
 }
 

@@ -19,15 +19,7 @@ pub const DEFAULT_ADMITTED_HOSTS: usize = 20;
 /// scheme-relative `//host…`, or a bare `host[:port][/…]`. IPv6 literals are
 /// returned without brackets.
 pub fn host_of(url: &str) -> Option<&str> {
-    let url = url.trim_matches(|c: char| c.is_ascii_whitespace());
-    let after_scheme = match url.find("://") {
-        Some(i) if !url[..i].contains(['/', '?', '#']) => &url[i + 3..],
-        _ => url.strip_prefix("//").unwrap_or(url),
-    };
-    let authority_end = after_scheme
-        .find(['/', '?', '#', '\\'])
-        .unwrap_or(after_scheme.len());
-    let authority = &after_scheme[..authority_end];
+    let (authority, _) = split_authority(url);
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         let (literal, after) = rest.split_once(']')?;
@@ -67,6 +59,42 @@ pub fn host_of(url: &str) -> Option<&str> {
                 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     valid.then_some(host)
+}
+
+/// `url` split after its authority: (`[userinfo@]host[:port]`, the rest from the
+/// first `/`, `?`, `#` or `\\` on). One split for [`host_of`] and [`url_path_of`],
+/// so they can never disagree on where the authority (and its credentials) ends.
+fn split_authority(url: &str) -> (&str, &str) {
+    let url = url.trim_matches(|c: char| c.is_ascii_whitespace());
+    let after_scheme = match url.find("://") {
+        Some(i) if !url[..i].contains(['/', '?', '#']) => &url[i + 3..],
+        _ => url.strip_prefix("//").unwrap_or(url),
+    };
+    let authority_end = after_scheme
+        .find(['/', '?', '#', '\\'])
+        .unwrap_or(after_scheme.len());
+    after_scheme.split_at(authority_end)
+}
+
+/// The path of a URL (`url.path`): what follows the authority, up to the query or
+/// fragment; `None` when the URL has no valid host (see [`host_of`]) or no path.
+///
+/// Userinfo, query and fragment are never part of it: credentials and tokens
+/// live there. A URL that [`host_of`] rejects yields no path either, since
+/// where its authority ends (and so where a password ends) is unknown.
+///
+/// ```
+/// use outcometer::detail::url_path_of;
+/// assert_eq!(url_path_of("https://u:pw@hooks.example.com:8443/a/b?token=x#f"), Some("/a/b"));
+/// assert_eq!(url_path_of("https://hooks.example.com?token=x"), None);
+/// assert_eq!(url_path_of("not a url/x"), None);
+/// ```
+pub fn url_path_of(url: &str) -> Option<&str> {
+    host_of(url)?;
+    let (_, rest) = split_authority(url);
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let path = &rest[..end];
+    (!path.is_empty()).then_some(path)
 }
 
 /// Endpoint URLs → their host, lower-cased (see [`host_of`]).
@@ -112,6 +140,31 @@ mod tests {
         ];
         for (url, want) in cases {
             assert_eq!(host_of(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn paths_drop_userinfo_query_and_fragment() {
+        let cases = [
+            ("https://hooks.example.com/path?token=abc#frag", Some("/path")),
+            ("https://user:secret@example.com:8443/x/y", Some("/x/y")),
+            ("http://[2001:db8::1]:8080/v1/hook#f", Some("/v1/hook")),
+            ("//cdn.example.org/a", Some("/a")),
+            ("example.com:80/a?b", Some("/a")),
+            ("https://example.com", None),
+            ("https://example.com/", Some("/")),
+            ("https://example.com?q=/x", None),
+            ("https://example.com#/x", None),
+            ("https://example.com\\evil/p", Some("\\evil/p")),
+            // A password holding `/` or `?` leaves no valid host: no path either.
+            ("https://user:pa/ss@example.com/x", None),
+            ("https://user:pa?ss@example.com/x", None),
+            ("https://user:12?x@example.com/x", None),
+            ("", None),
+            ("https://", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(url_path_of(url), want, "{url}");
         }
     }
 
