@@ -79,7 +79,7 @@ pub struct OutcomeEvent {
     pub family: String,
     /// The event's name (its message).
     pub name: String,
-    /// The event's attributes other than `level` and `target`, `key=value`, sorted.
+    /// The event's attributes other than `level`, `target` and `code.*`, `key=value`, sorted.
     pub attributes: Vec<String>,
 }
 
@@ -97,7 +97,9 @@ pub fn outcome_events(spans: &[ReceivedSpan]) -> Vec<OutcomeEvent> {
                 let family = target.strip_prefix("outcometer::")?.to_owned();
                 let attributes = attributes(&e.attributes)
                     .into_iter()
-                    .filter(|a| !a.starts_with("target=") && !a.starts_with("level="))
+                    .filter(|a| {
+                        !a.starts_with("target=") && !a.starts_with("level=") && !a.starts_with("code.")
+                    })
                     .collect();
                 Some(OutcomeEvent {
                     span: s.span.name.clone(),

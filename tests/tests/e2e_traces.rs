@@ -2,7 +2,7 @@
 //! receiver decoding with `opentelemetry-proto`. The demo's spans (one per
 //! idempotent request, one per webhook delivery and one per attempt) arrive with
 //! their bounded fields, the demo's resource and their parent links, flushed by
-//! the demo's shutdown. Skips loudly without rotel unless `CI=true`.
+//! the demo's shutdown; the SDK's outcome events arrive inside them. Skips loudly without rotel unless `CI=true`.
 //!
 //! One test in this binary: the demo installs the process's default subscriber.
 
@@ -134,7 +134,20 @@ fn demo_spans_arrive_through_rotel() {
     }
 
     // The SDK's own outcome events (`outcometer::<family>`) ride in the demo's spans.
-    for event in outcome_events(&spans) {
+    // The SDK's own outcome events (`outcometer::<family>`, the demos enable the
+    // SDK's `tracing` feature) ride in the demo's spans.
+    let events = outcome_events(&spans);
+    for event in &events {
         assert!(DEMO_SPANS.contains(&event.span.as_str()), "{event:?}");
     }
+    let family = |name: &str| events.iter().filter(|e| e.family == name).count();
+    assert!(family("idempotency") > 0, "idempotency outcomes: {events:?}");
+    assert!(family("delivery") > 0, "delivery outcomes: {events:?}");
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.span == "webhook.delivery_attempt" && e.family == "delivery")
+            .all(|e| e.attributes.iter().any(|a| a.starts_with("outcometer.outcome="))),
+        "each delivery outcome names its outcome"
+    );
 }
