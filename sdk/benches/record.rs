@@ -146,14 +146,14 @@ struct DeliveryCase {
 
 impl DeliveryCase {
     /// Same shape: 3 results × 8 durations × 16 endpoints.
-    fn new(provider: &SdkMeterProvider, histograms_in_cells: bool) -> Self {
+    fn new(provider: &SdkMeterProvider, cells_only: bool) -> Self {
         const RESULTS: [DeliveryResult; 3] = [
             DeliveryResult::Success,
             DeliveryResult::Failure(503),
             DeliveryResult::Error(ErrorKind::Timeout),
         ];
         let backend = OtelBackend::from_provider(provider);
-        let backend = if histograms_in_cells {
+        let backend = if cells_only {
             // A registry of its own: the SDK-histogram recorder above is another family instance.
             backend.namespace("cells").expect("namespace").cells_only()
         } else {
@@ -618,7 +618,7 @@ impl TracedCase {
             .collect();
         TracedCase {
             idempotency: IdempotencyCase::new(provider, false),
-            delivery: DeliveryCase::new(provider),
+            delivery: DeliveryCase::new(provider, false),
             urls,
         }
     }
