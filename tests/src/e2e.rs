@@ -203,8 +203,9 @@ impl Prometheus {
     }
 
     /// The exemplars of the series `selector` selects over the last hour, as
-    /// `/api/v1/query_exemplars` returns them: (series labels, trace id, value).
-    pub fn exemplars(&self, selector: &str) -> Vec<(Vec<String>, String, f64)> {
+    /// `/api/v1/query_exemplars` returns them: (series labels, trace id, span id,
+    /// value).
+    pub fn exemplars(&self, selector: &str) -> Vec<(Vec<String>, String, String, f64)> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("after 1970")
@@ -230,15 +231,12 @@ impl Prometheus {
                 .unwrap_or_default();
             labels.sort();
             for exemplar in series["exemplars"].as_array().cloned().unwrap_or_default() {
-                let trace_id = exemplar["labels"]["trace_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
+                let label = |key: &str| exemplar["labels"][key].as_str().unwrap_or_default().to_owned();
                 let value = exemplar["value"]
                     .as_str()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(f64::NAN);
-                out.push((labels.clone(), trace_id, value));
+                out.push((labels.clone(), label("trace_id"), label("span_id"), value));
             }
         }
         out

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use outcometer_examples::demo::{Args, Demo};
-use outcometer_tests::e2e::{tool, Rotel};
+use outcometer_tests::e2e::{tool, wait_until, Prometheus, Rotel};
 use outcometer_tests::{outcome_events, ReceivedSpan, Receiver};
 
 const DEMO_SPANS: [&str; 3] = ["orders.request", "webhook.delivery", "webhook.delivery_attempt"];
@@ -44,8 +44,32 @@ fn demo_spans_arrive_through_rotel() {
     })
     .expect("demo starts");
     let instance = demo.telemetry().config().resource["service.instance.id"].clone();
+    // A real Prometheus with exemplar storage scrapes the demo (OpenMetrics).
+    let prometheus = tool("OUTCOMETER_PROMETHEUS", "prometheus").map(|binary| {
+        let target = demo.metrics_address().expect("pull endpoint");
+        let server = Prometheus::start_with_flags(&binary, target, &["--enable-feature=exemplar-storage"]);
+        assert!(
+            wait_until(Duration::from_secs(30), || server.scalar("up{job=\"demo\"}")
+                == Some(1.0)),
+            "Prometheus never scraped the demo:\n{}",
+            server.output()
+        );
+        server
+    });
     let seen = demo.run(std::future::pending(), |_| {});
     assert!(seen.requests() > 0 && seen.attempts() > 0, "{seen}");
+    let mut exemplars = Vec::new();
+    if let Some(server) = &prometheus {
+        let found = wait_until(Duration::from_secs(20), || {
+            exemplars = server.exemplars("demo_delivery_duration_seconds_bucket");
+            exemplars.len() >= 3
+        });
+        assert!(
+            found,
+            "exemplars of the delivery duration: {exemplars:?}\n{}",
+            server.output()
+        );
+    }
     demo.shutdown()
         .expect("shutdown flushes metrics and spans to rotel");
 
@@ -133,7 +157,30 @@ fn demo_spans_arrive_through_rotel() {
         );
     }
 
-    // The SDK's own outcome events (`outcometer::<family>`) ride in the demo's spans.
+    // Each exemplar Prometheus stored points at a delivery attempt that arrived
+    // over OTLP: the trace and span the measurement was recorded in.
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (labels, trace_id, span_id, value) in &exemplars {
+        let attempt = attempts
+            .iter()
+            .find(|a| hex(&a.span.trace_id) == *trace_id && hex(&a.span.span_id) == *span_id)
+            .unwrap_or_else(|| {
+                panic!("exemplar {trace_id}/{span_id} ({labels:?}) is no attempt span that arrived")
+            });
+        let le = labels
+            .iter()
+            .find_map(|l| l.strip_prefix("le="))
+            .expect("a bucket");
+        let upper = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().expect("le")
+        };
+        assert!(*value <= upper, "{value} lies in its bucket le={le}");
+        let took = (attempt.span.end_time_unix_nano - attempt.span.start_time_unix_nano) as f64 / 1e9;
+        assert!(*value <= took, "the measured {value}s fits in its span's {took}s");
+    }
+
     // The SDK's own outcome events (`outcometer::<family>`, the demos enable the
     // SDK's `tracing` feature) ride in the demo's spans.
     let events = outcome_events(&spans);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use outcometer::{ActiveTaskGuard, DeliveryMetrics, DeliveryRecorder, ErrorKind};
+use outcometer::{ActiveTaskGuard, DeliveryMetrics, DeliveryRecorder, DeliveryResult, ErrorKind};
 
 use super::pool::{ConnectionPool, SendError};
 use super::tally::Tally;
@@ -187,21 +187,35 @@ impl Deliverer {
         self.tally.latency.record(elapsed);
         let error = |kind: ErrorKind| {
             tracing::Span::current().record("error.type", kind.as_str());
-            self.metrics.record_delivery_error(url, kind, elapsed);
+            self.metrics
+                .record_attempt(url, attempt as u32, None, DeliveryResult::Error(kind), elapsed);
             self.tally.errors.fetch_add(1, Relaxed);
             Attempt::Retry
         };
         match sent {
             Ok(Ok(reply)) if reply.status.is_success() => {
                 tracing::Span::current().record("http.response.status_code", reply.status.as_u16());
-                self.metrics.record_delivery_success(url, elapsed);
+                let status = reply.status.as_u16();
+                self.metrics.record_attempt(
+                    url,
+                    attempt as u32,
+                    Some(status),
+                    DeliveryResult::Success,
+                    elapsed,
+                );
                 self.tally.successes.fetch_add(1, Relaxed);
                 Attempt::Delivered
             }
             Ok(Ok(reply)) => {
                 let status = reply.status.as_u16();
                 tracing::Span::current().record("http.response.status_code", status);
-                self.metrics.record_delivery_failure(url, status, elapsed);
+                self.metrics.record_attempt(
+                    url,
+                    attempt as u32,
+                    Some(status),
+                    DeliveryResult::Failure(status),
+                    elapsed,
+                );
                 self.tally.failures.fetch_add(1, Relaxed);
                 if status == 429 || status >= 500 {
                     Attempt::Retry
