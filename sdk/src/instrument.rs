@@ -358,6 +358,7 @@ impl InstrumentDef {
 
     /// Whether the registry lists this instrument; backends that export only
     /// through the registry adopt the others ([`crate::toolkit::Registry`]).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn is_registered(&self) -> bool {
         self.registered
     }

@@ -129,6 +129,7 @@ impl crate::attr::admission::Normaliser for AttributeKeys {
 const META_FAMILY: &str = "outcometer";
 
 /// Where instruments built by hand (outside any family) are listed.
+#[cfg_attr(not(feature = "otel"), allow(dead_code))]
 const LOOSE_FAMILY: &str = "outcometer.loose";
 
 /// How many distinct admitted attribute keys the overflow counter distinguishes.
@@ -240,6 +241,7 @@ impl Registry {
 
     /// Lists an instrument built by hand on a backend that exports only what the
     /// registry lists (`OtelBackend::cells_only`), under a family of its own.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) fn adopt(&self, instrument: AnyInstrument) {
         let mut inner = self.lock();
         match inner.entries.iter_mut().find(|e| e.family.name == LOOSE_FAMILY) {
