@@ -641,3 +641,49 @@ fn with_the_tracing_feature_subscribers_cost_no_allocation() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_cells_only_catalog_is_fixed_at_build_and_within_its_declared_size() {
+    // Every shipped family on a cells-only backend, as a pipeline builds them:
+    // per series an 64-byte padded cell, and per histogram bucket an 8-byte count
+    // and a 48-byte exemplar slot. Nothing later adds a byte.
+    let (provider, _exporter) = user_provider();
+    let backend = OtelBackend::from_provider(&provider).cells_only();
+    let built = measure(|| {
+        outcometer::catalog::register_shipped_families(&backend).unwrap();
+    });
+    let instruments = backend.registry().unwrap().instruments();
+    let series = backend.registry().unwrap().series_budget();
+    let histogram_slots: usize = instruments
+        .iter()
+        .filter_map(|i| match i {
+            outcometer::toolkit::AnyInstrument::Histogram(h) => h.cells(),
+            _ => None,
+        })
+        .map(|c| c.def().series_bound() * (c.bounds().len() + 1))
+        .sum();
+    eprintln!(
+        "cells-only catalog: {} bytes for {} instruments, {series} series, {histogram_slots} histogram buckets",
+        built.bytes_current,
+        instruments.len()
+    );
+    let declared = 64 * series + 56 * histogram_slots;
+    assert!(
+        (built.bytes_current as usize) < declared + 1024 * 1024,
+        "{} bytes retained, {declared} declared",
+        built.bytes_current
+    );
+    for instrument in &instruments {
+        for series in 0..instrument.def().series_bound() {
+            instrument.record_raw(series, 0.5);
+        }
+    }
+    let again = measure(|| {
+        for instrument in &instruments {
+            for series in 0..instrument.def().series_bound() {
+                instrument.record_raw(series, 2.0);
+            }
+        }
+    });
+    assert_eq!((again.count_total, again.bytes_current), (0, 0), "{again:?}");
+}
