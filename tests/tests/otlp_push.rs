@@ -310,3 +310,29 @@ fn histograms_carry_exemplars_and_delta_exports_send_only_the_difference() {
     );
     assert!((point.sum.unwrap() - 0.002).abs() < 1e-12);
 }
+
+#[test]
+fn lowmemory_sends_counters_and_histograms_as_delta_and_up_down_counters_cumulative() {
+    let receiver = Receiver::http("127.0.0.1:0");
+    let telemetry = telemetry(
+        OtlpProtocol::HttpProtobuf,
+        &receiver,
+        false,
+        TemporalityPreference::LowMemory,
+    );
+    let (_idem, delivery) = record_scenario(&telemetry);
+    let _task = delivery.track_active_task();
+    telemetry.force_flush().expect("export");
+    let got = &receiver.received;
+    let delta = 1;
+    let cumulative = 2;
+    for (name, want) in [
+        ("wildside.idempotency.requests", delta),
+        ("wildside.delivery.duration", delta),
+        ("wildside.delivery.active_tasks", cumulative),
+    ] {
+        let metric = got.latest(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(temporality(&metric), Some(want), "{name}");
+    }
+    telemetry.shutdown().expect("clean shutdown");
+}
