@@ -436,16 +436,7 @@ impl Telemetry {
         if operation == Operation::Flush {
             self.cutoff.set(None);
         }
-        let mut failures = Vec::new();
-        if self.health.failed() > failed_before {
-            if let Some((exporter, endpoint)) = &self.push_target {
-                failures.push(ExportFailure {
-                    exporter,
-                    endpoint: endpoint.clone(),
-                    cause: self.health.last_error().unwrap_or_else(|| "failed".into()),
-                });
-            }
-        }
+        let failures = self.health.failures_since(failed_before, &self.push_target);
         match outcome {
             Some(Ok(())) if failures.is_empty() => Ok(()),
             Some(Err(e)) if failures.is_empty() => Err(ExportError {

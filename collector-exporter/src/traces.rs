@@ -194,16 +194,9 @@ impl Traces {
         }
         #[cfg(not(feature = "otlp"))]
         let _ = operation;
-        let mut failures = Vec::new();
-        if self.health.failed() > pending.failed_before {
-            if let Some((exporter, endpoint)) = &self.push_target {
-                failures.push(ExportFailure {
-                    exporter,
-                    endpoint: endpoint.clone(),
-                    cause: self.health.last_error().unwrap_or_else(|| "failed".into()),
-                });
-            }
-        }
+        let mut failures = self
+            .health
+            .failures_since(pending.failed_before, &self.push_target);
         match outcome {
             // A second shutdown (the handle dropped after `shutdown`) is not a failure.
             Some(Ok(()) | Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown)) => (failures, false),

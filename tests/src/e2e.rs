@@ -121,6 +121,20 @@ pub fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// A label set of the Prometheus API as sorted `name=value` strings.
+fn label_list(set: &serde_json::Value) -> Vec<String> {
+    let mut labels: Vec<String> = set
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    labels
+}
+
 /// A Prometheus server scraping one target every second.
 #[derive(Debug)]
 pub struct Prometheus {
@@ -184,15 +198,7 @@ impl Prometheus {
         results
             .iter()
             .map(|r| {
-                let mut labels: Vec<String> = r["metric"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                labels.sort();
+                let labels = label_list(&r["metric"]);
                 let value = r["value"][1]
                     .as_str()
                     .and_then(|v| v.parse().ok())
@@ -221,15 +227,7 @@ impl Prometheus {
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
         let mut out = Vec::new();
         for series in json["data"].as_array().cloned().unwrap_or_default() {
-            let mut labels: Vec<String> = series["seriesLabels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            labels.sort();
+            let labels = label_list(&series["seriesLabels"]);
             for exemplar in series["exemplars"].as_array().cloned().unwrap_or_default() {
                 let label = |key: &str| exemplar["labels"][key].as_str().unwrap_or_default().to_owned();
                 let value = exemplar["value"]

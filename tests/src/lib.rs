@@ -762,3 +762,21 @@ pub fn exposition_value(body: &str, name: &str, labels: &[&str]) -> Option<f64> 
             .flatten()
     })
 }
+
+/// Runs `f` with a sampled span of `trace`/`span` active in OpenTelemetry's
+/// context, as `tracing-opentelemetry` activates it when a `tracing` span is
+/// entered: what histogram exemplars are taken from.
+pub fn in_sampled_span<R>(trace: u128, span: u64, f: impl FnOnce() -> R) -> R {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+    let context = SpanContext::new(
+        TraceId::from(trace),
+        SpanId::from(span),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    let _active = opentelemetry::Context::new()
+        .with_remote_span_context(context)
+        .attach();
+    f()
+}

@@ -247,23 +247,16 @@ fn dropping_the_handle_flushes_too() {
 
 #[test]
 fn histograms_carry_exemplars_and_delta_exports_send_only_the_difference() {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
     let receiver = Receiver::grpc("127.0.0.1:0");
     let telemetry = telemetry(OtlpProtocol::Grpc, &receiver, false, TemporalityPreference::Delta);
     let delivery = DeliveryRecorder::builder().build(&telemetry.backend()).unwrap();
-    let sampled = SpanContext::new(
-        TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c_u128),
-        SpanId::from(0xb7ad_6b71_6920_3331_u64),
-        TraceFlags::SAMPLED,
-        false,
-        TraceState::default(),
+    outcometer_tests::in_sampled_span(
+        0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
+        0xb7ad_6b71_6920_3331,
+        || {
+            delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(30));
+        },
     );
-    {
-        let _span = opentelemetry::Context::new()
-            .with_remote_span_context(sampled)
-            .attach();
-        delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(30));
-    }
     delivery.record_delivery_success("https://hooks.example.com/a", Duration::from_millis(2));
     telemetry.force_flush().expect("first export");
     let first = receiver

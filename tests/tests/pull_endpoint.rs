@@ -243,21 +243,14 @@ fn both_formats_pass_promtool_check_metrics() {
     let delivery = DeliveryRecorder::builder().build(&telemetry.backend()).unwrap();
     idem.record_conflict(UserScope::from_digest(7), Duration::from_secs(90));
     idem.record_request_duration(outcometer::IdempotencyOutcome::Hit, Duration::from_millis(3));
-    {
-        // Inside a sampled span: the bucket gets an exemplar (OpenMetrics only).
-        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
-        let span = SpanContext::new(
-            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
-            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
-        let _active = opentelemetry::Context::new()
-            .with_remote_span_context(span)
-            .attach();
-        delivery.record_delivery_failure("https://a.example/x", 503, Duration::from_millis(80));
-    }
+    // Inside a sampled span: the bucket gets an exemplar (OpenMetrics only).
+    outcometer_tests::in_sampled_span(
+        0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        0x00f0_67aa_0ba9_02b7,
+        || {
+            delivery.record_delivery_failure("https://a.example/x", 503, Duration::from_millis(80));
+        },
+    );
     delivery.record_dead_letter("not a url");
     let _task = delivery.track_active_task();
     let meter = opentelemetry::metrics::MeterProvider::meter(telemetry.provider(), "app");

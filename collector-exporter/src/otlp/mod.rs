@@ -78,6 +78,25 @@ impl ExportHealth {
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
+    /// The export to `target` as a failure if any export failed since the count
+    /// was `failed_before` (what a flush or shutdown reports).
+    pub(crate) fn failures_since(
+        &self,
+        failed_before: u64,
+        target: &Option<(&'static str, String)>,
+    ) -> Vec<crate::error::ExportFailure> {
+        match target {
+            Some((exporter, endpoint)) if self.failed() > failed_before => {
+                vec![crate::error::ExportFailure {
+                    exporter,
+                    endpoint: endpoint.clone(),
+                    cause: self.last_error().unwrap_or_else(|| "failed".into()),
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The most recent failure's cause, if the last export failed.
     pub fn last_error(&self) -> Option<String> {
         self.last_error
