@@ -133,14 +133,14 @@ pub mod prelude {
     };
 }
 
-/// Building blocks for family authors: everything a new family file uses.
-///
-/// A family declares static [`InstrumentSpec`]s, builds them with
-/// [`FamilyBuilder`] over [`Dimension`]s (closed sets via [`closed`], open names
-/// via [`Admission`]), keeps the typed handles ([`Counter`], [`Gauge`], …), and
-/// implements [`Family`]; a port trait comes from [`port!`](crate::port). See
-/// `examples/src/bin/custom_family.rs` and "Adding a family" in `docs/architecture.md`.
 pub mod toolkit {
+    //! Building blocks for family authors: everything a new family file uses.
+    //!
+    //! A family declares static [`InstrumentSpec`]s, builds them with
+    //! [`FamilyBuilder`] over [`Dimension`]s (closed sets via [`closed`], open names
+    //! via [`Admission`]), keeps the typed handles ([`Counter`], [`Gauge`], …), and
+    //! implements [`Family`]; a port trait comes from [`port!`](crate::port!). See
+    //! `examples/src/bin/custom_family.rs` and "Adding a family" in `docs/architecture.md`.
     pub use crate::actions::{
         DEFAULT_ADMITTED_ACTIONS, DURATION_BOUNDARIES_SECONDS as ACTIONS_DURATION_BOUNDARIES_SECONDS,
     };

@@ -1,4 +1,4 @@
-//! The [`port!`](crate::port) macro: a port trait with its no-op and forwarding impls.
+//! The [`port!`](crate::port!) macro: a port trait with its no-op and forwarding impls.
 //!
 //! A *port* is the trait application code records through (`DeliveryMetrics`,
 //! `QueueMetrics`, …), so it can depend on the trait and swap the recorder for a
@@ -14,7 +14,7 @@
 //! override is reached through `&T`, `Arc<dyn …>`, `Box` and `Option` too (a
 //! recorder that records more detail than the default keeps it behind a pointer).
 
-/// Defines a port trait, its no-op, and forwarding impls; see the [module docs](crate::port).
+/// Defines a port trait, its no-op, and forwarding impls; see the module docs of `outcometer::port`.
 ///
 /// ```
 /// outcometer::port! {

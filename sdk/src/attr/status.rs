@@ -39,8 +39,8 @@ const STATUS_INDEX: [u8; 600] = {
     table
 };
 
-/// The domain index of `code`: its place among the registered codes, or
-/// [`STATUS_OTHER_INDEX`].
+/// The domain index of `code`: its place among the registered codes, or the
+/// index of `_OTHER` after them.
 #[inline]
 pub fn status_index(code: u16) -> usize {
     match STATUS_INDEX.get(usize::from(code)) {
