@@ -233,12 +233,23 @@ impl Exposition {
         if cache.generation == generation {
             return;
         }
-        let known = cache.rendered.len();
-        // Registration only appends: keep what is rendered, add the rest.
-        let instruments = registry.instruments();
-        for instrument in instruments.into_iter().skip(known) {
-            cache.rendered.push(Rendered::new(instrument));
-        }
+        // Keep what is rendered (by name: names are unique in a registry), in
+        // the registry's order, which a registration may change (the overflow
+        // meta counter goes first, instruments built by hand join their entry).
+        let mut known: std::collections::HashMap<String, Rendered> = cache
+            .rendered
+            .drain(..)
+            .map(|r| (r.instrument.def().name().to_owned(), r))
+            .collect();
+        cache.rendered = registry
+            .instruments()
+            .into_iter()
+            .map(|instrument| {
+                known
+                    .remove(instrument.def().name())
+                    .unwrap_or_else(|| Rendered::new(instrument))
+            })
+            .collect();
         cache.generation = generation;
     }
 

@@ -253,6 +253,13 @@ impl Telemetry {
     /// With `OTEL_TRACES_EXPORTER=none` (or `disabled`) it is a layer that does
     /// nothing, so the subscriber's type does not depend on the configuration.
     /// While a span is entered its OpenTelemetry context is the current one.
+    ///
+    /// The layer exports every span and event the subscriber lets reach it, of
+    /// every crate and level: filter it as you filter any layer, on the registry
+    /// or on the layer itself, e.g.
+    /// `telemetry.tracing_layer().with_filter(Targets::new().with_default(Level::INFO).with_target("outcometer", Level::DEBUG))`
+    /// (outcometer's outcome events are `DEBUG`). A per-layer filter on your log
+    /// output alone leaves this layer unfiltered.
     #[cfg(feature = "traces")]
     pub fn tracing_layer<S>(&self) -> impl tracing_subscriber::Layer<S> + 'static
     where
@@ -379,7 +386,7 @@ impl Telemetry {
         run: impl FnOnce(SdkMeterProvider) -> opentelemetry_sdk::error::OTelSdkResult + Send + 'static,
     ) -> Result<(), ExportError> {
         #[cfg(feature = "traces")]
-        let deadline = std::time::Instant::now() + self.config.shutdown_timeout;
+        let deadline = crate::otlp::after(self.config.shutdown_timeout);
         #[cfg(feature = "traces")]
         let pending = self
             .traces
@@ -413,7 +420,7 @@ impl Telemetry {
         #[cfg(feature = "otlp")]
         {
             let margin = (limit / 10).min(std::time::Duration::from_millis(250));
-            self.cutoff.set(Some(std::time::Instant::now() + limit - margin));
+            self.cutoff.set(Some(crate::otlp::after(limit - margin)));
             if operation == Operation::Shutdown && self.abandon_at_shutdown {
                 self.cutoff.abandon_in_progress();
             }

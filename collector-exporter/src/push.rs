@@ -80,8 +80,14 @@ impl<E: PushMetricExporter> Inner<E> {
                 return;
             }
             drop(stopped);
-            // Failures are counted and reported by the exporter.
-            let _ = self.export_now();
+            // Failures are counted and reported by the exporter. A panic (a
+            // user's callback gauge, say) loses this export, not the next ones.
+            let exported = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.export_now()));
+            if exported.is_err() {
+                crate::report::warn(
+                    "outcometer: a periodic export panicked; the next interval exports again",
+                );
+            }
         }
     }
 }
@@ -107,6 +113,15 @@ impl<E: PushMetricExporter> PushReader<E> {
             inner,
             worker: Mutex::new(Some(worker)),
         })
+    }
+}
+
+/// A reader dropped without a shutdown (a pipeline whose setup failed after it
+/// started) stops its worker rather than leave it exporting forever.
+impl<E> Drop for PushReader<E> {
+    fn drop(&mut self) {
+        *self.inner.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.inner.wake.notify_all();
     }
 }
 

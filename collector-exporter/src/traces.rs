@@ -8,8 +8,6 @@
 //! is what code reading `opentelemetry::Context::map_current` (exemplars) needs.
 
 use std::sync::Arc;
-#[cfg(feature = "otlp")]
-use std::time::Instant;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{
@@ -150,7 +148,7 @@ impl Traces {
         #[cfg(feature = "otlp")]
         {
             let margin = (limit / 10).min(std::time::Duration::from_millis(250));
-            self.cutoff.set(Some(Instant::now() + limit - margin));
+            self.cutoff.set(Some(crate::otlp::after(limit - margin)));
         }
         let failed_before = self.health.failed();
         let provider = self.provider.clone();

@@ -375,3 +375,50 @@ fn cell_instruments_built_outside_a_family_are_rendered_once() {
         );
     }
 }
+
+#[test]
+fn instruments_registered_after_a_scrape_are_rendered_once_whatever_their_order() {
+    use outcometer::toolkit::{InstrumentDef, InstrumentSpec, Namespace, Series};
+    static LOOSE: InstrumentSpec = InstrumentSpec::counter("loose.calls", "{call}", "By hand.");
+    static LOOSE_TIMES: InstrumentSpec =
+        InstrumentSpec::histogram("loose.latency", "s", "By hand too.", &[0.1, 1.0]);
+    let (telemetry, _) = ours();
+    let backend = telemetry.backend();
+    let def = |spec: &'static InstrumentSpec| {
+        std::sync::Arc::new(InstrumentDef::new(spec, &Namespace::NONE, vec![]).expect("definition"))
+    };
+    backend.counter(def(&LOOSE)).add(Series(0), 1);
+    let idem = outcometer::IdempotencyRecorder::builder()
+        .build(&backend)
+        .expect("idempotency");
+    outcometer::IdempotencyMetrics::record_miss(&idem, outcometer::UserScope::ANONYMOUS);
+    let service = telemetry.metrics_service();
+    let _ = service.render_as(Format::Text);
+    // After a scrape: a family whose admission puts the overflow meta counter
+    // first, a histogram by hand, and the same counter built by hand again.
+    let delivery = outcometer::DeliveryRecorder::builder()
+        .build(&backend)
+        .expect("delivery");
+    outcometer::DeliveryMetrics::record_retry(&delivery, "https://a.example");
+    backend.histogram(def(&LOOSE_TIMES)).record(Series(0), 0.5);
+    backend.counter(def(&LOOSE)).add(Series(0), 2);
+    for format in [Format::Text, Format::OpenMetrics] {
+        let body = service.render_as(format);
+        let mut types: Vec<&str> = body.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        let all = types.len();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), all, "every family once:\n{body}");
+        assert_eq!(body.matches("\nloose_calls_total 3\n").count(), 1, "{body}");
+        assert_eq!(
+            body.matches("loose_latency_seconds_count 1\n").count(),
+            1,
+            "{body}"
+        );
+        assert!(
+            body.contains("svc_delivery_retries_total{server_address=\"a.example\"} 1\n"),
+            "{body}"
+        );
+        assert!(body.contains("svc_idempotency_requests_total{"), "{body}");
+    }
+}

@@ -71,6 +71,9 @@ impl ExemplarSlot {
         {
             return;
         }
+        // The odd sequence must be visible before any data store: an `Acquire`
+        // claim alone lets the relaxed stores below move ahead of it.
+        fence(Ordering::Release);
         let (high, low) = exemplar.ids.trace_id.split_at(8);
         self.trace_high.store(u64_of(high), Ordering::Relaxed);
         self.trace_low.store(u64_of(low), Ordering::Relaxed);
@@ -315,26 +318,45 @@ mod tests {
 
     #[test]
     fn concurrent_records_lose_nothing_and_exemplars_are_never_torn() {
-        let cells = Arc::new(HistogramCells::new(def(), Some(|| Some(IDS))));
+        // Each writer's ids and value all encode one number, so a torn read (ids
+        // of one measurement, value of another) shows as a mismatch.
+        thread_local!(static CURRENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+        fn source() -> Option<SpanIds> {
+            let n = CURRENT.with(std::cell::Cell::get);
+            Some(SpanIds {
+                trace_id: [n.to_be_bytes(), n.to_be_bytes()].concat().try_into().unwrap(),
+                span_id: n.to_be_bytes(),
+            })
+        }
+        let cells = Arc::new(HistogramCells::new(def(), Some(source)));
         std::thread::scope(|scope| {
-            for _ in 0..4 {
+            for t in 0..4u64 {
                 let cells = cells.clone();
                 scope.spawn(move || {
-                    for i in 0..10_000 {
-                        cells.record(2, if i % 2 == 0 { 0.5 } else { 5.0 });
+                    for i in 0..10_000u64 {
+                        let n = t * 1_000_000 + i;
+                        CURRENT.with(|c| c.set(n));
+                        // (0.1, 1]: bucket 1, and the value says which n it was.
+                        cells.record(2, 0.5 + n as f64 * 1e-10);
                     }
                 });
             }
             let reader = cells.clone();
             scope.spawn(move || {
-                for _ in 0..10_000 {
+                for _ in 0..20_000 {
                     if let Some(e) = reader.exemplar(2, 1) {
-                        assert_eq!((e.value, e.ids), (0.5, IDS));
+                        let n = u64::from_be_bytes(e.ids.span_id);
+                        assert_eq!(e.ids.trace_id[..8], n.to_be_bytes(), "trace and span agree");
+                        assert_eq!(e.ids.trace_id[8..], n.to_be_bytes(), "both trace halves agree");
+                        assert_eq!(e.value, 0.5 + n as f64 * 1e-10, "value and span agree");
                     }
                 }
             });
         });
         assert_eq!(cells.count(2), 40_000);
-        assert!((cells.sum(2) - 110_000.0).abs() < 1e-6);
+        let expected: f64 = (0..4u64)
+            .flat_map(|t| (0..10_000u64).map(move |i| 0.5 + (t * 1_000_000 + i) as f64 * 1e-10))
+            .sum();
+        assert!((cells.sum(2) - expected).abs() < 1e-6);
     }
 }

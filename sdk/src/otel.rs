@@ -180,12 +180,36 @@ impl OtelBackend {
         self
     }
 
-    /// In cells-only mode, lists `handle` in the registry unless a family did.
-    fn cells<T: Clone>(&self, def: &InstrumentDef, handle: T, any: fn(T) -> AnyInstrument) -> T {
-        if !def.is_registered() {
-            self.registry.adopt(any(handle.clone()));
+    /// In cells-only mode, lists `handle` in the registry unless a family did,
+    /// and returns the listed handle: building the same instrument by hand twice
+    /// gives two handles on one set of cells, exported once.
+    fn cells<T>(
+        &self,
+        def: &InstrumentDef,
+        handle: T,
+        any: fn(T) -> AnyInstrument,
+        back: fn(AnyInstrument) -> Option<T>,
+    ) -> T
+    where
+        T: Clone,
+    {
+        if def.is_registered() {
+            return handle;
         }
-        handle
+        let listed = self.registry.adopt(any(handle.clone()));
+        let compatible = listed.def().series_bound() == def.series_bound()
+            && listed.def().spec().kind() == def.spec().kind();
+        match back(listed).filter(|_| compatible) {
+            Some(listed) => listed,
+            None => {
+                eprintln!(
+                    "outcometer: an instrument named `{}` is already exported with another shape; \
+                     this one is recorded but not exported (give it another name)",
+                    def.name()
+                );
+                handle
+            }
+        }
     }
 
     fn declare(&self, def: &InstrumentDef) {
@@ -296,7 +320,15 @@ macro_rules! observed_cells {
 impl Backend for OtelBackend {
     fn counter(&self, def: Arc<InstrumentDef>) -> Counter {
         if self.cells_only {
-            return self.cells(&def, Counter::new(def.clone()), AnyInstrument::Counter);
+            return self.cells(
+                &def,
+                Counter::new(def.clone()),
+                AnyInstrument::Counter,
+                |any| match any {
+                    AnyInstrument::Counter(listed) => Some(listed),
+                    _ => None,
+                },
+            );
         }
         observed_cells!(
             self,
@@ -317,6 +349,10 @@ impl Backend for OtelBackend {
                 &def,
                 UpDownCounter::new(def.clone()),
                 AnyInstrument::UpDownCounter,
+                |any| match any {
+                    AnyInstrument::UpDownCounter(listed) => Some(listed),
+                    _ => None,
+                },
             );
         }
         // A series that went up and back to zero is still reported: zero is a real
@@ -343,7 +379,15 @@ impl Backend for OtelBackend {
 
     fn gauge(&self, def: Arc<InstrumentDef>) -> Gauge {
         if self.cells_only {
-            return self.cells(&def, Gauge::new(def.clone()), AnyInstrument::Gauge);
+            return self.cells(
+                &def,
+                Gauge::new(def.clone()),
+                AnyInstrument::Gauge,
+                |any| match any {
+                    AnyInstrument::Gauge(listed) => Some(listed),
+                    _ => None,
+                },
+            );
         }
         observed_cells!(
             self,
@@ -360,7 +404,15 @@ impl Backend for OtelBackend {
 
     fn float_gauge(&self, def: Arc<InstrumentDef>) -> FloatGauge {
         if self.cells_only {
-            return self.cells(&def, FloatGauge::new(def.clone()), AnyInstrument::FloatGauge);
+            return self.cells(
+                &def,
+                FloatGauge::new(def.clone()),
+                AnyInstrument::FloatGauge,
+                |any| match any {
+                    AnyInstrument::FloatGauge(listed) => Some(listed),
+                    _ => None,
+                },
+            );
         }
         observed_cells!(
             self,
@@ -382,6 +434,10 @@ impl Backend for OtelBackend {
                 &def,
                 Histogram::new(def.clone(), Arc::new(cells)),
                 AnyInstrument::Histogram,
+                |any| match any {
+                    AnyInstrument::Histogram(listed) => Some(listed),
+                    _ => None,
+                },
             );
         }
         self.declare(&def);

@@ -240,22 +240,35 @@ impl Registry {
     }
 
     /// Lists an instrument built by hand on a backend that exports only what the
-    /// registry lists (`OtelBackend::cells_only`), under a family of its own.
+    /// registry lists (`OtelBackend::cells_only`), under a family of its own, and
+    /// returns the listed one: an instrument of that name already listed (built
+    /// by hand before, or by a family) stays the only one, so a name is never
+    /// exported twice.
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-    pub(crate) fn adopt(&self, instrument: AnyInstrument) {
+    pub(crate) fn adopt(&self, instrument: AnyInstrument) -> AnyInstrument {
         let mut inner = self.lock();
+        let name = instrument.def().name();
+        let listed = inner
+            .entries
+            .iter()
+            .flat_map(|e| e.family.instruments.iter())
+            .find(|i| i.def().name() == name);
+        if let Some(listed) = listed {
+            return listed.clone();
+        }
         match inner.entries.iter_mut().find(|e| e.family.name == LOOSE_FAMILY) {
-            Some(entry) => entry.family.instruments.push(instrument),
+            Some(entry) => entry.family.instruments.push(instrument.clone()),
             None => inner.entries.push(Entry {
                 family: RegisteredFamily {
                     name: LOOSE_FAMILY,
-                    instruments: vec![instrument],
+                    instruments: vec![instrument.clone()],
                 },
                 config: Box::new(()),
                 recorder: Box::new(()),
             }),
         }
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        instrument
     }
 
     /// Builds `F` on `backend`, or returns the one already registered with an

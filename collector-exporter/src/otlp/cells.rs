@@ -335,27 +335,29 @@ fn histogram_points(
         let Some(attributes) = state.attributes(def, series) else {
             continue;
         };
-        let mut counts: Vec<u64> = cells.bucket_counts(series).collect();
-        let mut sum = cells.sum(series);
+        let totals: Vec<u64> = cells.bucket_counts(series).collect();
+        let total_sum = cells.sum(series);
+        let mut counts = totals.clone();
+        let mut sum = total_sum;
         if stamp.delta {
-            let mut changed = false;
             for (bucket, count) in counts.iter_mut().enumerate() {
-                let index = series * buckets + bucket;
-                let total = *count;
-                *count = state.unsent(index, total, slots);
-                state.commit(index, total);
-                changed |= *count > 0;
+                *count = state.unsent(series * buckets + bucket, *count, slots);
             }
-            let total = sum;
-            sum -= state.sent_sums[series];
-            state.sent_sums[series] = total;
-            if !changed {
+            if counts.iter().all(|&c| c == 0) {
+                // Nothing new; what was read (a sum may run a record ahead of
+                // its count) is sent with the next change.
                 continue;
             }
+            for (bucket, total) in totals.iter().enumerate() {
+                state.commit(series * buckets + bucket, *total);
+            }
+            sum -= state.sent_sums[series];
+            state.sent_sums[series] = total_sum;
         }
         let exemplars = (0..buckets)
             .filter_map(|bucket| cells.exemplar(series, bucket))
-            .filter(|e| !stamp.delta || e.time_unix_nano >= stamp.since)
+            // Delta: the interval's own (one recorded after `now` goes next time).
+            .filter(|e| !stamp.delta || (stamp.since..stamp.now).contains(&e.time_unix_nano))
             .map(|e| Exemplar {
                 time_unix_nano: e.time_unix_nano,
                 value: Some(exemplar::Value::AsDouble(e.value)),

@@ -424,6 +424,15 @@ fn tls_rejected(message: &str) -> bool {
     message.contains("invalid peer certificate") || message.contains("received fatal alert")
 }
 
+/// `limit` from now; a year from now when `limit` is too long for an `Instant`
+/// (a `Duration::MAX` timeout must not panic, least of all in `Drop`).
+#[cfg_attr(not(any(feature = "otlp", feature = "traces")), allow(dead_code))]
+pub(crate) fn after(limit: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(limit)
+        .unwrap_or(now + std::time::Duration::from_secs(365 * 86_400))
+}
+
 /// The shorter of two limits where zero means none.
 #[cfg(feature = "otlp")]
 pub(crate) fn combined_limit(a: Duration, b: Duration) -> Option<Duration> {

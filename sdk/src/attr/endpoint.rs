@@ -94,7 +94,9 @@ pub fn url_path_of(url: &str) -> Option<&str> {
     let (_, rest) = split_authority(url);
     let end = rest.find(['?', '#']).unwrap_or(rest.len());
     let path = &rest[..end];
-    (!path.is_empty()).then_some(path)
+    // An `@` after the host means the authority held an unescaped `/` (a token
+    // in the userinfo): part of a credential would be in the path.
+    (!path.is_empty() && !path.contains('@')).then_some(path)
 }
 
 /// Endpoint URLs → their host, lower-cased (see [`host_of`]).
@@ -160,6 +162,7 @@ mod tests {
             ("https://user:pa/ss@example.com/x", None),
             ("https://user:pa?ss@example.com/x", None),
             ("https://user:12?x@example.com/x", None),
+            ("https://AbC1/xyz@hooks.example.com/p", None),
             ("", None),
             ("https://", None),
         ];
