@@ -147,19 +147,12 @@ pub struct ActionRecorderBuilder {
     config: ActionConfig,
 }
 
-settings::switchable_builder!(ActionRecorderBuilder, ActionConfig, ActionRecorder);
-
-impl settings::Switchable for ActionRecorder {
-    fn check(config: &ActionConfig) -> Result<(), ConfigError> {
-        config.validate().map(drop)
-    }
-    fn enabled(config: &ActionConfig) -> bool {
-        config.enabled
-    }
-    fn off() -> Self {
-        Self::disabled()
-    }
-}
+settings::switchable_builder!(
+    ActionRecorderBuilder,
+    ActionConfig,
+    ActionRecorder,
+    check = |config| config.validate().map(drop)
+);
 
 impl ActionRecorderBuilder {
     /// How action names become `action` values (default: the first 20 seen; an

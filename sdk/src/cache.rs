@@ -123,19 +123,12 @@ pub struct CacheRecorderBuilder {
     config: CacheConfig,
 }
 
-settings::switchable_builder!(CacheRecorderBuilder, CacheConfig, CacheRecorder);
-
-impl settings::Switchable for CacheRecorder {
-    fn check(config: &CacheConfig) -> Result<(), ConfigError> {
-        config.admission().map(drop)
-    }
-    fn enabled(config: &CacheConfig) -> bool {
-        config.enabled
-    }
-    fn off() -> Self {
-        Self::disabled()
-    }
-}
+settings::switchable_builder!(
+    CacheRecorderBuilder,
+    CacheConfig,
+    CacheRecorder,
+    check = |config| config.admission().map(drop)
+);
 
 impl CacheRecorderBuilder {
     /// How cache names become `cache` values (default: the first 20 seen; an

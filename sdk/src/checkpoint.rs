@@ -144,19 +144,12 @@ pub struct CheckpointRecorderBuilder {
     config: CheckpointConfig,
 }
 
-settings::switchable_builder!(CheckpointRecorderBuilder, CheckpointConfig, CheckpointRecorder);
-
-impl settings::Switchable for CheckpointRecorder {
-    fn check(config: &CheckpointConfig) -> Result<(), ConfigError> {
-        config.save_duration_spec().map(drop)
-    }
-    fn enabled(config: &CheckpointConfig) -> bool {
-        config.enabled
-    }
-    fn off() -> Self {
-        Self::disabled()
-    }
-}
+settings::switchable_builder!(
+    CheckpointRecorderBuilder,
+    CheckpointConfig,
+    CheckpointRecorder,
+    check = |config| config.save_duration_spec().map(drop)
+);
 
 impl CheckpointRecorderBuilder {
     /// Bucket boundaries of `checkpoint.save.duration` in seconds (default

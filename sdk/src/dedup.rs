@@ -87,19 +87,12 @@ pub struct DedupRecorderBuilder {
     config: DedupConfig,
 }
 
-settings::switchable_builder!(DedupRecorderBuilder, DedupConfig, DedupRecorder);
-
-impl settings::Switchable for DedupRecorder {
-    fn check(config: &DedupConfig) -> Result<(), ConfigError> {
-        settings::check_sample_rate(Self::NAME, config.sample_rate)
-    }
-    fn enabled(config: &DedupConfig) -> bool {
-        config.enabled
-    }
-    fn off() -> Self {
-        Self::disabled()
-    }
-}
+settings::switchable_builder!(
+    DedupRecorderBuilder,
+    DedupConfig,
+    DedupRecorder,
+    check = |config| settings::check_sample_rate(Self::NAME, config.sample_rate)
+);
 
 impl DedupRecorderBuilder {}
 

@@ -127,20 +127,9 @@ pub struct EventProcessingRecorderBuilder {
 settings::switchable_builder!(
     EventProcessingRecorderBuilder,
     EventProcessingConfig,
-    EventProcessingRecorder
+    EventProcessingRecorder,
+    check = |config| config.duration_spec().map(drop)
 );
-
-impl settings::Switchable for EventProcessingRecorder {
-    fn check(config: &EventProcessingConfig) -> Result<(), ConfigError> {
-        config.duration_spec().map(drop)
-    }
-    fn enabled(config: &EventProcessingConfig) -> bool {
-        config.enabled
-    }
-    fn off() -> Self {
-        Self::disabled()
-    }
-}
 
 impl EventProcessingRecorderBuilder {
     /// Bucket boundaries of `events.duration` in seconds (default

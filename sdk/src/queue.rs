@@ -160,19 +160,12 @@ pub struct QueueRecorderBuilder {
     config: QueueConfig,
 }
 
-settings::switchable_builder!(QueueRecorderBuilder, QueueConfig, QueueRecorder);
-
-impl settings::Switchable for QueueRecorder {
-    fn check(config: &QueueConfig) -> Result<(), ConfigError> {
-        config.validate().map(drop)
-    }
-    fn enabled(config: &QueueConfig) -> bool {
-        config.enabled
-    }
-    fn off() -> Self {
-        Self::disabled()
-    }
-}
+settings::switchable_builder!(
+    QueueRecorderBuilder,
+    QueueConfig,
+    QueueRecorder,
+    check = |config| config.validate().map(drop)
+);
 
 impl QueueRecorderBuilder {
     /// How queue names become `queue` values (default: the first 20 seen; an

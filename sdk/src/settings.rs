@@ -127,10 +127,24 @@ pub(crate) fn build_switchable<F: Switchable>(
     crate::registry::build::<F>(backend, config)
 }
 
-/// The builder parts every switchable family shares: `From<Config>`, `enabled`,
-/// `sample_rate` and `build`.
+/// The parts every switchable family shares: its [`Switchable`] impl (`check`
+/// validates a config, `enabled` is the config's field, `off` is the recorder's
+/// `disabled()`), and on its builder `From<Config>`, `enabled`, `sample_rate` and
+/// `build`.
 macro_rules! switchable_builder {
-    ($builder:ident, $config:ident, $recorder:ident) => {
+    ($builder:ident, $config:ident, $recorder:ident, check = |$checked:ident| $check:expr) => {
+        impl $crate::settings::Switchable for $recorder {
+            fn check($checked: &$config) -> Result<(), $crate::error::ConfigError> {
+                $check
+            }
+            fn enabled(config: &$config) -> bool {
+                config.enabled
+            }
+            fn off() -> Self {
+                Self::disabled()
+            }
+        }
+
         impl From<$config> for $builder {
             fn from(config: $config) -> Self {
                 $builder { config }
