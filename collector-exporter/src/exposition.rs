@@ -3,11 +3,9 @@
 //! outcometer's counters, up-down counters, gauges and histograms are rendered
 //! from their atomic cells, with each series' label text rendered once and reused:
 //! a scrape is a walk over the cells, integer formatting and `memcpy`. Histogram
-//! buckets carry their latest exemplar in OpenMetrics (ADR 0007). Everything else —
-//! the application's own instruments, and histograms the SDK keeps — comes from one
-//! SDK collection, run with outcometer's cell callbacks switched off
-//! ([`outcometer::otel::collect_without_cells`]), so no instrument is rendered twice
-//! and no series is rebuilt through the SDK.
+//! buckets carry their latest exemplar in OpenMetrics (ADR 0007). The pipeline's
+//! backend is cells-only, so the SDK holds none of outcometer's instruments: one
+//! SDK collection gives the application's own, and nothing is rendered twice.
 //!
 //! Names follow the OpenTelemetry → Prometheus compatibility rules
 //! ([`outcometer::catalog::prometheus_metric_name`]); resource attributes become
@@ -25,7 +23,7 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::ManualReader;
 use opentelemetry_sdk::Resource;
 use outcometer::catalog::{prometheus_metric_name, push_sanitized};
-use outcometer::otel::{collect_without_cells, SCOPE_NAME};
+use outcometer::otel::SCOPE_NAME;
 use outcometer::toolkit::{AnyInstrument, Exemplar, HistogramCells, InstrumentDef, Registry};
 
 /// Which exposition format a scrape asked for.
@@ -180,18 +178,13 @@ impl Exposition {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Runs one SDK collection with outcometer's cell-backed instruments left out
-    /// (what the exposition renders besides the cells: histograms and the
-    /// application's instruments) and hands it to `visit`. `None` without a
-    /// reader or when the collection fails (the provider is shut down).
-    pub(crate) fn collect_sdk<R>(&self, visit: impl FnOnce(&ResourceMetrics) -> R) -> Option<R> {
+    /// Runs one SDK collection (the application's instruments: the SDK holds
+    /// none of outcometer's) and hands it to `visit`. `None` without a reader or
+    /// when the collection fails (the provider is shut down).
+    fn collect_sdk<R>(&self, visit: impl FnOnce(&ResourceMetrics) -> R) -> Option<R> {
         let reader = self.reader.as_ref()?;
         let mut metrics = ResourceMetrics::default();
-        match &self.registry {
-            Some(registry) => collect_without_cells(registry, || reader.collect(&mut metrics)),
-            None => reader.collect(&mut metrics),
-        }
-        .ok()?;
+        reader.collect(&mut metrics).ok()?;
         Some(visit(&metrics))
     }
 

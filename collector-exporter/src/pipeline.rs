@@ -174,10 +174,13 @@ impl Telemetry {
         if !config.cardinality_limits.is_empty() {
             builder = builder.with_view(crate::views::cardinality_limits(&config.cardinality_limits));
         }
-        let (provider, backend) = OtelBackend::with_views(builder);
+        let provider = builder.build();
         // The encoders read every outcometer instrument from the cells (histograms
-        // with exemplars); the SDK's readers see only the application's.
-        let backend = backend.with_registry(registry).cells_only();
+        // with exemplars); the SDK's readers see only the application's, so no
+        // view for outcometer's instruments is needed.
+        let backend = OtelBackend::from_provider(&provider)
+            .with_registry(registry)
+            .cells_only();
         #[cfg(feature = "prometheus")]
         let pull = {
             // Without the Prometheus exporter (or with the SDK disabled) the
@@ -287,10 +290,9 @@ impl Telemetry {
     }
 
     /// The backend to build outcometer recorders on (clones share one registry).
-    /// It declares each instrument's series bound and boundaries to this
-    /// pipeline's views before creating it, so the cardinality limit is the
-    /// declared bound and nothing real overflows; and a family built twice on it
-    /// shares one set of cells.
+    /// It is cells-only: every instrument lives in its cells, which this
+    /// pipeline's encoders read, so no series is ever merged or dropped by an SDK
+    /// cardinality limit; and a family built twice on it shares one set of cells.
     pub fn backend(&self) -> OtelBackend {
         self.backend.clone()
     }

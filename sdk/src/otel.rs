@@ -35,37 +35,6 @@ use crate::histogram::{HistogramCells, SpanIds};
 use crate::instrument::InstrumentDef;
 use crate::registry::{AnyInstrument, Registry};
 
-thread_local! {
-    /// The registry (by address, 0 for none) whose instruments an exporter renders
-    /// straight from the cells while it collects the SDK on this thread: their
-    /// callbacks then observe nothing, so the SDK does not rebuild those series.
-    static RENDERED_FROM_CELLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// Runs `collect` (an SDK collection on this thread) with the cell-backed
-/// instruments registered in `registry` left out: for exporters that render those
-/// from the cells ([`Registry::instruments`]) and want only the rest from the SDK
-/// (histograms, cell instruments not in `registry`, the application's own
-/// instruments). Other readers, on other threads, are unaffected.
-pub fn collect_without_cells<R>(registry: &Registry, collect: impl FnOnce() -> R) -> R {
-    struct Reset(usize);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            RENDERED_FROM_CELLS.with(|flag| flag.set(self.0));
-        }
-    }
-    let address = registry as *const Registry as usize;
-    let _reset = Reset(RENDERED_FROM_CELLS.with(|flag| flag.replace(address)));
-    collect()
-}
-
-/// Whether the instrument `name` of `registry` is being rendered from its cells
-/// by the collection running on this thread.
-fn rendered_from_cells(registry: &Registry, name: &str) -> bool {
-    let rendering = RENDERED_FROM_CELLS.with(std::cell::Cell::get);
-    rendering != 0 && rendering == registry as *const Registry as usize && registry.has_instrument(name)
-}
-
 /// The sampled span active on this thread in OpenTelemetry's context, if any: the
 /// exemplar source of histograms kept in cells. Reads a thread-local without a
 /// lock or an allocation.
@@ -294,24 +263,19 @@ impl SeriesLabels {
 }
 
 /// Creates the cells `$new`, registers the observable instrument `$builder` whose
-/// callback hands them to `$body` at collection time (unless an exporter reads the
-/// cells itself: `collect_without_cells`), and returns the cells.
+/// callback hands them to `$body` at collection time, and returns the cells.
 macro_rules! observed_cells {
     ($self:ident, $def:ident, $new:expr, $builder:ident, |$observer:ident, $cells:ident, $labels:ident| $body:block) => {{
         $self.declare(&$def);
         let handle = $new;
         let $cells = handle.clone();
         let $labels = SeriesLabels::new($def.clone());
-        let registry = $self.registry.clone();
-        let name = $def.name().to_owned();
         $self
             .meter
             .$builder($def.name().to_owned())
             .with_unit($def.spec().unit())
             .with_description($def.spec().description())
-            .with_callback(move |$observer| {
-                if !rendered_from_cells(&registry, &name) $body
-            })
+            .with_callback(move |$observer| $body)
             .build();
         handle
     }};

@@ -226,14 +226,6 @@ impl Registry {
             .and_then(|e| e.recorder.downcast_ref::<F>().cloned())
     }
 
-    /// Whether an instrument named `name` (namespaced) is registered here.
-    pub fn has_instrument(&self, name: &str) -> bool {
-        self.lock()
-            .entries
-            .iter()
-            .any(|e| e.family.instruments.iter().any(|i| i.def().name() == name))
-    }
-
     /// The series budget: the sum of the declared bounds of everything registered.
     pub fn series_budget(&self) -> usize {
         self.lock().entries.iter().map(|e| e.family.series_bound()).sum()
